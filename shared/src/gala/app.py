@@ -1,0 +1,259 @@
+"""The service skeleton: a service is its domain plus a :class:`ServiceDefinition`.
+
+``run(definition)`` is a service's whole ``__main__``: it reads settings, configures
+logging and tracing, and serves HTTP with uvicorn. Its lifespan starts the runtime:
+the store (and its indexes), the topics, the Kafka broker, the outbox relay, and, in
+the worker role, the event consumer and the service's background loops.
+
+Roles: ``api`` serves the HTTP API (and relays the outbox its writes fill), ``worker``
+consumes events and runs background loops (HTTP serves only health), ``all`` does both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated
+
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, Request
+
+from gala.context import RequestContextMiddleware
+from gala.errors import install_problem_handlers
+from gala.events.bus import EnvelopePublisher, make_broker
+from gala.events.consumer import EventConsumer, RetryPolicy, Subscriptions
+from gala.events.model import Event
+from gala.events.outbox import Outbox, OutboxRelay
+from gala.events.topics import dead_letter_topic, ensure_topics
+from gala.health import Check, health_router
+from gala.identity import InternalTokens
+from gala.logging import configure_logging
+from gala.settings import Settings
+from gala.store import Index, Store
+from gala.tracing import TracingMiddleware, configure_tracing
+
+log = logging.getLogger(__name__)
+
+
+class ProcessRole(StrEnum):
+    API = "api"
+    WORKER = "worker"
+    ALL = "all"
+
+    @property
+    def serves_api(self) -> bool:
+        return self in (ProcessRole.API, ProcessRole.ALL)
+
+    @property
+    def consumes(self) -> bool:
+        return self in (ProcessRole.WORKER, ProcessRole.ALL)
+
+
+BackgroundLoop = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """Everything the kernel needs to know to run one service."""
+
+    name: str
+    port: int
+    description: str = ""
+    routers: Sequence[APIRouter] = ()
+    subscriptions: Subscriptions = field(default_factory=Subscriptions)
+    publishes: Sequence[type[Event]] = ()
+    indexes: Sequence[Index] = ()
+    outbox_collections: Sequence[str] = ()
+    background: Sequence[BackgroundLoop] = ()
+    settings_type: type[Settings] = Settings
+
+    def topics(self) -> list[str]:
+        """Every topic this service writes or reads, created explicitly at start-up."""
+        published = {event.topic for event in self.publishes}
+        return sorted(published | set(self.subscriptions.topics) | {dead_letter_topic(self.name)})
+
+
+class Runtime:
+    """The live parts of one service process."""
+
+    def __init__(
+        self, definition: ServiceDefinition, settings: Settings, role: ProcessRole
+    ) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.role = role
+        self.store = Store(settings.mongo_url, settings.database_name(definition.name))
+        self.broker = make_broker(
+            settings.kafka_bootstrap, definition.name, grace_seconds=settings.shutdown_grace_seconds
+        )
+        self.publisher = EnvelopePublisher(self.broker)
+        self.relay = OutboxRelay(
+            self.store,
+            self.publisher,
+            definition.outbox_collections,
+            poll_interval=settings.outbox_poll_interval_seconds,
+            lease_seconds=settings.outbox_lease_seconds,
+            concurrency=settings.outbox_concurrency,
+        )
+        self.outbox = Outbox(definition.name, self.relay)
+        self.tokens = InternalTokens(
+            settings.internal_token_secret.get_secret_value(), settings.internal_token_ttl_seconds
+        )
+        self.consumer: EventConsumer | None = None
+        if role.consumes and definition.subscriptions:
+            self.consumer = EventConsumer(
+                definition.name,
+                definition.subscriptions,
+                store=self.store,
+                outbox=self.outbox,
+                publisher=self.publisher,
+                retry=RetryPolicy(
+                    settings.consumer_max_attempts,
+                    settings.consumer_backoff_initial_seconds,
+                    settings.consumer_backoff_max_seconds,
+                ),
+            )
+        self._background: list[asyncio.Task[None]] = []
+
+    @property
+    def readiness_checks(self) -> dict[str, Check]:
+        async def store() -> bool:
+            await self.store.ping()
+            return True
+
+        async def kafka() -> bool:
+            return await self.broker.ping(timeout=1.5)
+
+        return {"store": store, "kafka": kafka}
+
+    async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        settings = self.settings
+        await self.store.ensure_indexes([*self.definition.indexes, *self.relay.indexes])
+        await ensure_topics(
+            settings.kafka_bootstrap,
+            self.definition.topics(),
+            partitions=settings.topic_partitions,
+            replication_factor=settings.topic_replication_factor,
+        )
+        if self.consumer is not None:
+            self.consumer.attach(self.broker)
+        await self.broker.start()
+        self.relay.start()
+        if self.role.consumes:
+            for loop in self.definition.background:
+                self._background.append(asyncio.create_task(loop(self), name=loop.__qualname__))
+        log.info(
+            "service started",
+            extra={"role": self.role.value, "topics": self.definition.topics()},
+        )
+
+    async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._background.clear()
+        await self.relay.stop()
+        await self.broker.stop()
+        await self.store.close()
+
+
+def create_app(
+    definition: ServiceDefinition,
+    role: ProcessRole = ProcessRole.ALL,
+    settings: Settings | None = None,
+) -> FastAPI:
+    settings = settings or definition.settings_type()
+    runtime = Runtime(definition, settings, role)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title=f"Gala {definition.name}",
+        description=definition.description,
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.internal_tokens = runtime.tokens
+    app.state.readiness_checks = runtime.readiness_checks
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(TracingMiddleware)
+    app.include_router(health_router())
+    if role.serves_api:
+        for router in definition.routers:
+            app.include_router(router)
+    return app
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_store(request: Request) -> Store:
+    return get_runtime(request).store
+
+
+def get_outbox(request: Request) -> Outbox:
+    return get_runtime(request).outbox
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+StoreDep = Annotated[Store, Depends(get_store)]
+OutboxDep = Annotated[Outbox, Depends(get_outbox)]
+
+
+def parse_args(definition: ServiceDefinition, argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {definition.name}", description=f"Run the Gala {definition.name} service."
+    )
+    parser.add_argument(
+        "--role",
+        choices=[role.value for role in ProcessRole],
+        default=ProcessRole.ALL.value,
+        help="api: HTTP API; worker: event consumers and background loops; all: both",
+    )
+    parser.add_argument("--host", default=None, help="bind address (default: GALA_HOST)")
+    parser.add_argument("--port", type=int, default=None, help=f"default {definition.port}")
+    return parser.parse_args(argv)
+
+
+def run(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> None:
+    """A service's ``__main__``: ``python -m <service> --role api|worker|all``."""
+    args = parse_args(definition, argv)
+    settings = definition.settings_type()
+    configure_logging(definition.name, settings.log_level)
+    configure_tracing(definition.name)
+    app = create_app(definition, ProcessRole(args.role), settings)
+    config = uvicorn.Config(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port_for(definition.name, definition.port),
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    asyncio.run(uvicorn.Server(config).serve())

@@ -1,0 +1,317 @@
+"""The idempotent consumer: at-least-once in, effects once, nothing lost.
+
+For each message, in partition order:
+
+1. read the CloudEvents envelope and validate the payload (a malformed message is
+   poison: straight to the dead-letter topic, no retries);
+2. for each handler subscribed to its type, skip it if the processed-event record says
+   it already ran, else run it with bounded retries and exponential backoff, and record
+   it as processed; a handler that still fails goes to the dead-letter topic with its
+   error;
+3. only then commit this message's offset (and only this partition's), so a crash at
+   any point redelivers the message; a handler cancelled at shutdown commits nothing.
+
+Handlers must make their effects idempotent by themselves as well (deterministic ids,
+upserts): the processed record is written after the effect, so a crash between the two
+runs the handler again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage as InjectedMessage
+from faststream.kafka.message import KafkaMessage
+from faststream.kafka.subscriber.usecase import LogicSubscriber
+from opentelemetry import trace
+from pydantic import ValidationError
+from pymongo.errors import DuplicateKeyError
+
+from gala import context
+from gala.events.bus import EnvelopePublisher
+from gala.events.envelope import Envelope, MalformedEnvelope
+from gala.events.model import Event, UnknownEventType, registry
+from gala.events.outbox import Outbox
+from gala.events.topics import consumer_group, dead_letter_topic
+from gala.store import Store
+from gala.tracing import context_from_traceparent, tracer
+
+log = logging.getLogger(__name__)
+
+PROCESSED = "processed_events"
+E = TypeVar("E", bound=Event)
+
+
+class PermanentError(Exception):
+    """A handler failure that retrying cannot fix: dead-letter at once."""
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """What a handler gets besides the event: where it came from and the service's parts."""
+
+    envelope: Envelope
+    topic: str
+    partition: int
+    offset: int
+    store: Store
+    outbox: Outbox
+
+    @property
+    def venue_id(self) -> str | None:
+        return self.envelope.venueid
+
+
+Handler = Callable[[E, EventContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription(Generic[E]):
+    name: str
+    event_type: type[E]
+    handler: Handler[E]
+
+
+@dataclass
+class Subscriptions:
+    """Every event a service reacts to, declared in one place (its subscriptions.py)."""
+
+    _by_type: dict[str, list[Subscription[Any]]] = field(default_factory=dict)
+
+    def on(
+        self, event_type: type[E], *, name: str | None = None
+    ) -> Callable[[Handler[E]], Handler[E]]:
+        def register(handler: Handler[E]) -> Handler[E]:
+            handler_name = name or f"{handler.__module__}.{handler.__qualname__}"
+            subscription = Subscription(handler_name, event_type, handler)
+            existing = self._by_type.setdefault(event_type.event_type, [])
+            if any(s.name == handler_name for s in existing):
+                raise ValueError(f"{handler_name} is already subscribed to {event_type.event_type}")
+            existing.append(subscription)
+            return handler
+
+        return register
+
+    def for_type(self, event_type: str) -> list[Subscription[Any]]:
+        return self._by_type.get(event_type, [])
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({s.event_type.topic for subs in self._by_type.values() for s in subs})
+
+    def __bool__(self) -> bool:
+        return bool(self._by_type)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    initial_backoff: float = 0.2
+    max_backoff: float = 5.0
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter after the ``attempt``-th failure."""
+        ceiling = min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+class EventConsumer:
+    """Runs a service's subscriptions on its consumer group."""
+
+    def __init__(
+        self,
+        service: str,
+        subscriptions: Subscriptions,
+        *,
+        store: Store,
+        outbox: Outbox,
+        publisher: EnvelopePublisher,
+        retry: RetryPolicy,
+        group_id: str | None = None,
+    ) -> None:
+        self.service = service
+        self.subscriptions = subscriptions
+        self.store = store
+        self.outbox = outbox
+        self.publisher = publisher
+        self.retry = retry
+        self.group_id = group_id or consumer_group(service)
+        self.dead_letters = dead_letter_topic(service)
+        self.subscriber: LogicSubscriber[Any] | None = None
+
+    def attach(self, broker: KafkaBroker) -> None:
+        """Declare the subscriber on ``broker`` (before the broker starts)."""
+
+        async def on_message(message: InjectedMessage) -> None:
+            await self.handle_message(message)
+
+        subscriber = broker.subscriber(
+            *self.subscriptions.topics,
+            group_id=self.group_id,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            title=f"{self.group_id}",
+        )
+        subscriber(on_message)
+        self.subscriber = subscriber
+
+    def assignment(self) -> set[TopicPartition]:
+        consumer = getattr(self.subscriber, "consumer", None)
+        return set(consumer.assignment()) if consumer is not None else set()
+
+    async def handle_message(self, message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert isinstance(record, ConsumerRecord)
+        await self.handle_record(record)
+        # Only now are the effects durable: commit this partition up to this message.
+        partition = TopicPartition(record.topic, record.partition)
+        try:
+            await message.consumer.commit({partition: record.offset + 1})  # type: ignore[call-arg]
+        except KafkaError:
+            log.warning(
+                "offset commit failed; the message will be redelivered and de-duplicated",
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                },
+            )
+
+    async def handle_record(self, record: ConsumerRecord[Any, Any]) -> None:
+        try:
+            envelope = Envelope.from_kafka(record.headers, record.value)
+        except MalformedEnvelope as exc:
+            await self._dead_letter(record, exc, attempts=1, handler=None)
+            return
+        subscriptions = self.subscriptions.for_type(envelope.type)
+        if not subscriptions:
+            return  # an event type this service does not react to
+        try:
+            event = registry.get(envelope.type).from_json(envelope.data)
+        except (UnknownEventType, ValidationError) as exc:
+            await self._dead_letter(record, exc, attempts=1, handler=None)
+            return
+        parent = context_from_traceparent(envelope.traceparent)
+        with (
+            tracer().start_as_current_span(
+                f"{record.topic} process",
+                context=parent,
+                kind=trace.SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": record.topic,
+                    "messaging.message.id": envelope.id,
+                    "messaging.kafka.offset": record.offset,
+                    "cloudevents.event_type": envelope.type,
+                },
+            ),
+            context.bound(correlation=envelope.correlationid or envelope.id, causation=envelope.id),
+        ):
+            event_context = EventContext(
+                envelope, record.topic, record.partition, record.offset, self.store, self.outbox
+            )
+            for subscription in subscriptions:
+                await self._run_once(subscription, event, event_context, record)
+
+    async def _run_once(
+        self,
+        subscription: Subscription[Any],
+        event: Event,
+        event_context: EventContext,
+        record: ConsumerRecord[Any, Any],
+    ) -> None:
+        processed = self.store[PROCESSED]
+        marker = f"{subscription.name}|{event_context.envelope.id}"
+        if await processed.find_one({"_id": marker}, {"_id": 1}) is not None:
+            return
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await subscription.handler(event, event_context)
+                break
+            except asyncio.CancelledError:
+                raise
+            except PermanentError as exc:
+                await self._dead_letter(record, exc, attempts=attempt, handler=subscription.name)
+                return
+            except Exception as exc:
+                if attempt >= self.retry.max_attempts:
+                    await self._dead_letter(
+                        record, exc, attempts=attempt, handler=subscription.name
+                    )
+                    return
+                delay = self.retry.backoff(attempt)
+                log.warning(
+                    "handler failed; retrying",
+                    extra={"handler": subscription.name, "attempt": attempt, "error": repr(exc)},
+                )
+                await asyncio.sleep(delay)
+        # A concurrent delivery may have finished first; the effect is idempotent.
+        with contextlib.suppress(DuplicateKeyError):
+            await processed.insert_one(
+                {
+                    "_id": marker,
+                    "handler": subscription.name,
+                    "eventId": event_context.envelope.id,
+                    "type": event_context.envelope.type,
+                    "processedAt": datetime.now(UTC),
+                }
+            )
+
+    async def _dead_letter(
+        self,
+        record: ConsumerRecord[Any, Any],
+        error: BaseException,
+        *,
+        attempts: int,
+        handler: str | None,
+    ) -> None:
+        """Park the message with its error. Retries until Kafka takes it: never skipped."""
+        headers = [(name, value or b"") for name, value in record.headers]
+        headers += [
+            ("gala_dlq_error", f"{type(error).__name__}: {error}"[:4000].encode()),
+            ("gala_dlq_trace", "".join(traceback.format_exception(error))[-8000:].encode()),
+            ("gala_dlq_topic", record.topic.encode()),
+            ("gala_dlq_partition", str(record.partition).encode()),
+            ("gala_dlq_offset", str(record.offset).encode()),
+            ("gala_dlq_group", self.group_id.encode()),
+            ("gala_dlq_handler", (handler or "").encode()),
+            ("gala_dlq_attempts", str(attempts).encode()),
+            ("gala_dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        log.error(
+            "message dead-lettered",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "handler": handler,
+                "error": repr(error),
+            },
+        )
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self.publisher.publish_raw(
+                    self.dead_letters, record.key, record.value or b"", headers
+                )
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("publishing to the dead-letter topic failed; retrying")
+                await asyncio.sleep(self.retry.backoff(min(attempt, 10)))

@@ -1,0 +1,269 @@
+"""The transactional outbox, without multi-document transactions.
+
+A state change and the events that announce it are written in *one* document write:
+the pending events ride inside the aggregate's own document (``_outbox``), so the
+store's single-document atomicity keeps them together. The relay publishes them and
+removes them once Kafka has acknowledged. It wakes right after each local write (low
+latency) and also polls (a safety net for writes whose process died before relaying,
+in this replica or another). A lease in the document stops two replicas from relaying
+the same document at once.
+
+Delivery is at-least-once: a crash after publishing and before removal publishes the
+event again with the same id, and consumers de-duplicate by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.results import UpdateResult
+
+from gala import context
+from gala.events.bus import EnvelopePublisher
+from gala.events.envelope import Envelope
+from gala.events.model import Event
+from gala.store import Document, Index, Store
+from gala.tracing import current_traceparent
+
+log = logging.getLogger(__name__)
+
+OUTBOX = "_outbox"
+PENDING = "_outboxPending"
+LEASE = "_outboxLease"
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c7f0e-3a4b-4f53-9a51-9c0e6a7c2b10")
+
+
+def outbox_index(collection: str) -> Index:
+    return Index(collection, [(PENDING, 1)], name="outbox_pending")
+
+
+class Outbox:
+    """Records events in the same write as the state change that caused them."""
+
+    def __init__(self, service: str, relay: OutboxRelay | None = None) -> None:
+        self.source = f"/gala/{service}"
+        self.relay = relay
+
+    def entry(
+        self,
+        event: Event,
+        *,
+        subject: str,
+        venue_id: str | None,
+        event_id: str | None = None,
+    ) -> Document:
+        """A pending event, stamped with the current trace, correlation and causation.
+
+        Inside an event handler the id derives from the event being handled, so a
+        handler that runs again after a crash records the same id and consumers
+        downstream de-duplicate it.
+        """
+        causation = context.causation_id.get()
+        if event_id is None:
+            if causation:
+                name = f"{causation}|{event.event_type}|{subject}"
+                event_id = str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
+            else:
+                event_id = str(uuid.uuid4())
+        return {
+            "id": event_id,
+            "topic": event.topic,
+            "type": event.event_type,
+            "source": self.source,
+            "subject": subject,
+            "time": datetime.now(UTC),
+            "venueid": venue_id,
+            "traceparent": current_traceparent(),
+            "correlationid": context.correlation_id.get() or event_id,
+            "causationid": causation,
+            # A JSON string, not a sub-document: payload keys are not restricted.
+            "data": event.to_json().decode(),
+        }
+
+    def with_events(self, update: Mapping[str, Any], entries: Sequence[Document]) -> Document:
+        """Add ``entries`` to an update document."""
+        merged: Document = {op: dict(fields) for op, fields in update.items()}
+        if not entries:
+            return merged
+        merged.setdefault("$push", {})[OUTBOX] = {"$each": list(entries)}
+        merged.setdefault("$set", {})[PENDING] = True
+        return merged
+
+    async def insert(
+        self, collection: AsyncCollection[Document], document: Document, entries: Sequence[Document]
+    ) -> None:
+        await collection.insert_one({**document, OUTBOX: list(entries), PENDING: bool(entries)})
+        self._written()
+
+    async def update(
+        self,
+        collection: AsyncCollection[Document],
+        query: Mapping[str, Any],
+        update: Mapping[str, Any],
+        entries: Sequence[Document],
+        *,
+        upsert: bool = False,
+    ) -> UpdateResult:
+        result = await collection.update_one(
+            dict(query), self.with_events(update, entries), upsert=upsert
+        )
+        self._written()
+        return result
+
+    async def find_one_and_update(
+        self,
+        collection: AsyncCollection[Document],
+        query: Mapping[str, Any],
+        update: Mapping[str, Any],
+        entries: Sequence[Document],
+        *,
+        upsert: bool = False,
+    ) -> Document | None:
+        """Apply the update and answer the document as it is afterwards."""
+        document = await collection.find_one_and_update(
+            dict(query),
+            self.with_events(update, entries),
+            upsert=upsert,
+            return_document=ReturnDocument.AFTER,
+        )
+        self._written()
+        return document
+
+    def _written(self) -> None:
+        if self.relay is not None:
+            self.relay.wake()
+
+
+def envelope_of(entry: Mapping[str, Any]) -> Envelope:
+    time = entry["time"]
+    if isinstance(time, datetime) and time.tzinfo is None:
+        time = time.replace(tzinfo=UTC)
+    return Envelope(
+        id=entry["id"],
+        type=entry["type"],
+        source=entry["source"],
+        subject=entry["subject"],
+        time=time,
+        data=entry["data"].encode(),
+        venueid=entry.get("venueid"),
+        traceparent=entry.get("traceparent"),
+        correlationid=entry.get("correlationid"),
+        causationid=entry.get("causationid"),
+    )
+
+
+class OutboxRelay:
+    """Publishes pending events from a service's collections, in order per document."""
+
+    def __init__(
+        self,
+        store: Store,
+        publisher: EnvelopePublisher,
+        collections: Sequence[str],
+        *,
+        poll_interval: float = 1.0,
+        lease_seconds: float = 30.0,
+        concurrency: int = 8,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._collections = list(collections)
+        self._poll_interval = poll_interval
+        self._lease = timedelta(seconds=lease_seconds)
+        self._concurrency = concurrency
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def indexes(self) -> list[Index]:
+        return [outbox_index(name) for name in self._collections]
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def start(self) -> None:
+        if self._task is None and self._collections:
+            self._task = asyncio.create_task(self._run(), name="gala-outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            try:
+                await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying after the poll interval")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+
+    async def drain(self) -> int:
+        """Publish everything pending now; answers how many events went out."""
+        published = 0
+        for name in self._collections:
+            collection = self._store[name]
+            while True:
+                claimed = await self._claim_batch(collection)
+                if not claimed:
+                    break
+                counts = await asyncio.gather(
+                    *(self._relay_document(collection, doc) for doc in claimed)
+                )
+                published += sum(counts)
+        return published
+
+    async def _claim_batch(self, collection: AsyncCollection[Document]) -> list[Document]:
+        claimed: list[Document] = []
+        now = datetime.now(UTC)
+        for _ in range(self._concurrency):
+            document = await collection.find_one_and_update(
+                {
+                    PENDING: True,
+                    "$or": [{LEASE: {"$exists": False}}, {f"{LEASE}.until": {"$lt": now}}],
+                },
+                {"$set": {LEASE: {"owner": self._owner, "until": now + self._lease}}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if document is None:
+                break
+            claimed.append(document)
+        return claimed
+
+    async def _relay_document(self, collection: AsyncCollection[Document], doc: Document) -> int:
+        entries: list[Document] = doc.get(OUTBOX) or []
+        sent: list[Document] = []
+        try:
+            for entry in entries:
+                await self._publisher.publish(entry["topic"], envelope_of(entry))
+                sent.append(entry)
+        finally:
+            # Remove what went out and release the lease, even when a publish failed,
+            # so the rest is retried promptly (by this replica or another).
+            update: Document = {"$unset": {LEASE: ""}}
+            if sent:
+                # Exact elements as read: FerretDB's $pull matches whole elements only.
+                update["$pullAll"] = {OUTBOX: sent}
+            await collection.update_one({"_id": doc["_id"]}, update)
+            # A write may have appended new entries meanwhile: clear the flag only if empty.
+            await collection.update_one(
+                {"_id": doc["_id"], OUTBOX: {"$size": 0}}, {"$unset": {PENDING: ""}}
+            )
+        return len(sent)

@@ -1,0 +1,75 @@
+"""Topic naming and explicit topic creation (never by broker auto-creation)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+_TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
+
+
+def stream_topic(service: str, aggregate: str) -> str:
+    """An aggregate's stream: ``gala.<service>.<aggregate>``."""
+    return f"gala.{service}.{aggregate}"
+
+
+def dead_letter_topic(service: str) -> str:
+    """Where a service's consumer parks the messages it could not handle."""
+    return f"gala.{service}.dlq"
+
+
+def consumer_group(service: str) -> str:
+    """One consumer group per service: its replicas share the partitions."""
+    return f"gala.{service}"
+
+
+class TopicCreationFailed(RuntimeError):
+    pass
+
+
+async def ensure_topics(
+    bootstrap: str, names: Iterable[str], *, partitions: int, replication_factor: int
+) -> list[str]:
+    """Create the topics that do not exist yet; answers the names it created."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return []
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="gala-topics")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        if not missing:
+            return []
+        response = await admin.create_topics(
+            [NewTopic(name, partitions, replication_factor) for name in missing]
+        )
+        created = []
+        for topic_error in response.topic_errors:
+            name, code = topic_error[0], topic_error[1]
+            if code == 0:
+                created.append(name)
+            elif code != _TOPIC_ALREADY_EXISTS:  # another replica won the race: fine
+                message = topic_error[2] if len(topic_error) > 2 else ""
+                raise TopicCreationFailed(f"creating {name} failed with error {code}: {message}")
+        if created:
+            log.info("created topics", extra={"topics": created, "partitions": partitions})
+        return created
+    finally:
+        await admin.close()
+
+
+async def partition_count(bootstrap: str, topic: str) -> int:
+    """How many partitions ``topic`` has (0 when it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="gala-topics")
+    await admin.start()
+    try:
+        (description,) = await admin.describe_topics([topic])
+        return len(description["partitions"]) if description["error_code"] == 0 else 0
+    finally:
+        await admin.close()

@@ -1,0 +1,131 @@
+"""Who is calling: the principal the gateway forwards, signed, to every service.
+
+The gateway authenticates the end user, resolves their role and venue, and forwards a
+short-lived internal token (HS256 over a secret shared by the gateway and services) in
+the ``X-Gala-Identity`` header. Services verify it on every request: a request that
+bypasses the gateway has no valid token and gets 401.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+from pydantic import BaseModel, ConfigDict
+
+from gala.errors import Forbidden, Unauthorized
+
+IDENTITY_HEADER = "X-Gala-Identity"
+ISSUER = "gala-gateway"
+AUDIENCE = "gala-services"
+ALGORITHM = "HS256"
+LEEWAY_SECONDS = 5
+
+
+class Role(StrEnum):
+    ADMIN = "ADMIN"
+    SALES = "SALES"
+    PROJECT_MANAGER = "PROJECT_MANAGER"
+    STAFF = "STAFF"
+    CLIENT = "CLIENT"
+
+
+class Principal(BaseModel):
+    """The authenticated caller: a user of one venue, with one role."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    venue_id: str
+    role: Role
+
+    def has_role(self, *roles: Role) -> bool:
+        return self.role in roles
+
+
+class InternalTokens:
+    """Issues and verifies internal identity tokens with one shared secret."""
+
+    def __init__(self, secret: str, ttl_seconds: int = 120) -> None:
+        if len(secret) < 32:
+            raise ValueError("the internal token secret must be at least 32 characters")
+        self._secret = secret
+        self._ttl = ttl_seconds
+
+    def issue(self, principal: Principal, *, now: float | None = None) -> str:
+        issued = int(now if now is not None else time.time())
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": principal.user_id,
+            "venue": principal.venue_id,
+            "role": principal.role.value,
+            "iat": issued,
+            "exp": issued + self._ttl,
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str | None) -> Principal:
+        if not token:
+            raise Unauthorized("No identity: requests must come through the gateway.")
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("The identity token has expired.") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized("The identity token is not valid.") from exc
+        try:
+            return Principal(user_id=claims["sub"], venue_id=claims["venue"], role=claims["role"])
+        except (KeyError, ValueError) as exc:
+            raise Unauthorized("The identity token lacks a venue or a known role.") from exc
+
+
+def _tokens(request: Request) -> InternalTokens:
+    tokens: InternalTokens = request.app.state.internal_tokens
+    return tokens
+
+
+async def current_principal(request: Request) -> Principal:
+    return _tokens(request).verify(request.headers.get(IDENTITY_HEADER))
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_roles(*roles: Role) -> Any:
+    """A dependency that answers 403 unless the caller has one of ``roles``.
+
+    Use it as ``principal: Annotated[Principal, require_roles(Role.ADMIN, Role.SALES)]``.
+    """
+    allowed = ", ".join(role.value for role in roles)
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if not principal.has_role(*roles):
+            raise Forbidden(f"This needs one of the roles: {allowed}.")
+        return principal
+
+    return Depends(dependency)
+
+
+async def current_venue(principal: CurrentPrincipal) -> str:
+    return principal.venue_id
+
+
+VenueId = Annotated[str, Depends(current_venue)]
+"""The caller's venue: every query a service runs for a request is scoped to it."""
+
+
+def venue_scoped(venue_id: str, query: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A store filter limited to one venue."""
+    return {**(query or {}), "venueId": venue_id}

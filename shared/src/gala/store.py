@@ -1,0 +1,143 @@
+"""The document store: PyMongo's async client, index declarations, cursor paging.
+
+Code must run on MongoDB and on FerretDB 1.24 (the store these machines run): no
+multi-document transactions, no change streams, no ``$lookup``/``$facet``, only
+``$sum``/``$count`` in ``$group``, no projection in ``find_one_and_update``, ``$pull``
+matching whole elements only, and no keys with ``.`` or a leading ``$``. FerretDB also
+needs the write-serialising patch ``deploy/local`` builds it with, or concurrent updates
+of one document can lose each other (see ``test_store_atomicity``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bson import json_util
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from gala.errors import InvalidInput
+
+Document = dict[str, Any]
+SortKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Index:
+    """An index a service needs, declared next to the repository that queries it."""
+
+    collection: str
+    keys: Sequence[SortKey]
+    unique: bool = False
+    name: str | None = None
+
+    @property
+    def index_name(self) -> str:
+        return self.name or "_".join(f"{key}_{direction}" for key, direction in self.keys)
+
+
+class Store:
+    """One service's database."""
+
+    def __init__(self, url: str, database: str, *, timeout_ms: int = 5000) -> None:
+        self.client: AsyncMongoClient[Document] = AsyncMongoClient(
+            url,
+            tz_aware=True,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            uuidRepresentation="standard",
+        )
+        self.db: AsyncDatabase[Document] = self.client[database]
+
+    def __getitem__(self, name: str) -> AsyncCollection[Document]:
+        return self.db[name]
+
+    async def ping(self) -> None:
+        await self.db.command("ping")
+
+    async def ensure_indexes(self, indexes: Sequence[Index]) -> None:
+        for index in indexes:
+            await self.db[index.collection].create_index(
+                list(index.keys), unique=index.unique, name=index.index_name
+            )
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+@dataclass
+class Page:
+    items: list[Document]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """Keyset paging: an opaque cursor holds the last item's sort values, never an offset."""
+
+    sort: Sequence[SortKey] = field(default_factory=lambda: [("_id", ASCENDING)])
+    limit: int = 50
+    cursor: str | None = None
+
+    def keys(self) -> list[SortKey]:
+        keys = list(self.sort)
+        if not keys or keys[-1][0] != "_id":
+            keys.append(("_id", keys[-1][1] if keys else ASCENDING))
+        return keys
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    raw = json_util.dumps(list(values)).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, expected: int) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json_util.loads(raw)
+    except (ValueError, binascii.Error, TypeError) as exc:
+        raise InvalidInput("The cursor is not valid.") from exc
+    if not isinstance(values, list) or len(values) != expected:
+        raise InvalidInput("The cursor is not valid for this listing.")
+    return values
+
+
+def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> Document:
+    """The filter for items strictly after ``values`` in the order of ``keys``."""
+    branches: list[Document] = []
+    for i, (key, direction) in enumerate(keys):
+        branch: Document = {k: v for (k, _), v in zip(keys[:i], values[:i], strict=True)}
+        branch[key] = {"$gt" if direction == ASCENDING else "$lt": values[i]}
+        branches.append(branch)
+    return {"$or": branches} if len(branches) > 1 else branches[0]
+
+
+def _value(document: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = document
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+async def find_page(
+    collection: AsyncCollection[Document],
+    query: Document,
+    request: PageRequest,
+    projection: Mapping[str, Any] | None = None,
+) -> Page:
+    """One page of ``query`` in a stable order, and the cursor to the next one."""
+    keys = request.keys()
+    if request.cursor:
+        query = {"$and": [query, _after(keys, decode_cursor(request.cursor, len(keys)))]}
+    cursor = collection.find(query, projection).sort(keys).limit(request.limit + 1)
+    items = await cursor.to_list(length=request.limit + 1)
+    next_cursor = None
+    if len(items) > request.limit:
+        items = items[: request.limit]
+        next_cursor = encode_cursor([_value(items[-1], key) for key, _ in keys])
+    return Page(items=items, next_cursor=next_cursor)

@@ -1,0 +1,104 @@
+"""Helpers for tests that run on the real broker and store (every service's tests use them)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import httpx
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from fastapi import FastAPI
+
+from gala.app import Runtime
+from gala.events.topics import partition_count
+from gala.identity import IDENTITY_HEADER, Principal
+
+T = TypeVar("T")
+
+
+def unique_name(prefix: str = "t") -> str:
+    """A name no other test uses: isolates topics, groups and databases."""
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.1
+) -> T:
+    """Poll ``probe`` until it answers something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
+        await asyncio.sleep(interval)
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, count: int, timeout: float = 20.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read a topic from its beginning, outside any group, until ``count`` records arrive."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        count_of_partitions = await eventually(
+            lambda: partition_count(bootstrap, topic), timeout=timeout, interval=0.2
+        )
+        partitions = [TopicPartition(topic, n) for n in range(count_of_partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + timeout
+        while len(records) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for batch in batches.values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def wait_until_assigned(runtime: Runtime, timeout: float = 30.0) -> None:
+    """Wait until the service's consumer owns partitions (a new group joins lazily)."""
+    consumer = runtime.consumer
+    assert consumer is not None, "this runtime consumes nothing"
+
+    async def assigned() -> bool:
+        return bool(consumer.assignment())
+
+    await eventually(assigned, timeout=timeout, interval=0.1)
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Start an app's runtime and talk to it in-process over ASGI."""
+    runtime: Runtime = app.state.runtime
+    await runtime.start()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            yield client
+    finally:
+        await runtime.stop()
+
+
+def identity_headers(runtime: Runtime, principal: Principal) -> dict[str, Any]:
+    """Headers as the gateway would forward them for ``principal``."""
+    return {IDENTITY_HEADER: runtime.tokens.issue(principal)}
+
+
+async def committed_offsets(bootstrap: str, group: str) -> int:
+    """How many messages a consumer group has committed, over all its partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+        return sum(meta.offset for meta in offsets.values() if meta.offset > 0)
+    finally:
+        await admin.close()

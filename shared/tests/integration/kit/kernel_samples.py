@@ -1,0 +1,87 @@
+"""A tiny domain for the kernel's integration tests: widgets, counted by events.
+
+Each test builds its own event types and topics (``WidgetKit(tag)``), so tests never
+see each other's messages; a subprocess rebuilds the same kit from the same tag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from gala.app import ServiceDefinition
+from gala.events import Event, EventContext, Subscriptions
+from gala.settings import Settings
+from gala.tracing import current_trace_ids
+
+
+@dataclass
+class WidgetKit:
+    tag: str
+    fail_times: int = 0
+    crash: bool = False
+    subscriptions: Subscriptions = field(default_factory=Subscriptions)
+
+    def __post_init__(self) -> None:
+        class WidgetMade(Event, type=f"gala.w{self.tag}.made.v1", topic=f"gala.{self.tag}.widget"):
+            widget_id: str
+            size: int
+
+        self.made = WidgetMade
+        self.topic = WidgetMade.topic
+        self.seen = asyncio.Queue()  # type: ignore[var-annotated]
+        self.failures_left = self.fail_times
+
+        @self.subscriptions.on(WidgetMade, name="count")
+        async def count(event: Any, ctx: EventContext) -> None:
+            """Counts widgets; ``bad*`` widgets always fail, others fail ``fail_times`` first."""
+            await self.seen.put((event, ctx, current_trace_ids()))
+            await ctx.store["seen"].insert_one({"widget": event.widget_id, "pid": os.getpid()})
+            if self.crash:
+                os._exit(137)  # dies mid-handler, as a killed process would
+            if event.widget_id.startswith("bad"):
+                raise RuntimeError(f"cannot count {event.widget_id}")
+            if self.failures_left > 0:
+                self.failures_left -= 1
+                raise RuntimeError("widget counter is flaky")
+            await ctx.store["counts"].update_one(
+                {"_id": event.widget_id}, {"$inc": {"n": 1}}, upsert=True
+            )
+
+    def definition(self, name: str | None = None) -> ServiceDefinition:
+        router = APIRouter()
+        kit = self
+
+        @router.post("/widgets/{widget_id}")
+        async def make(widget_id: str, request: Request) -> dict[str, str]:
+            runtime = request.app.state.runtime
+            entry = runtime.outbox.entry(
+                kit.made(widget_id=widget_id, size=1), subject=widget_id, venue_id="venue-1"
+            )
+            await runtime.outbox.insert(runtime.store["widgets"], {"_id": widget_id}, [entry])
+            return {"id": widget_id}
+
+        return ServiceDefinition(
+            name=name or self.tag,
+            port=0,
+            routers=[router],
+            subscriptions=self.subscriptions,
+            publishes=[self.made],
+            outbox_collections=["widgets"],
+        )
+
+
+def settings_for(infra: Settings, **overrides: Any) -> Settings:
+    values = {
+        "kafka_bootstrap": infra.kafka_bootstrap,
+        "mongo_url": infra.mongo_url,
+        "consumer_backoff_initial_seconds": 0.01,
+        "consumer_backoff_max_seconds": 0.05,
+        "consumer_max_attempts": 3,
+        **overrides,
+    }
+    return Settings(**values)
