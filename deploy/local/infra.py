@@ -17,7 +17,8 @@ goes to stderr.
 
 Kafka 3.9 (KRaft, broker+controller in one JVM) runs from its Maven Central jars,
 fetched with `mvn`. The store is `mongod` when it is on PATH, otherwise FerretDB (SQLite
-backend) built from source with `go`.
+backend) built from source with `go`, with deploy/local/ferretdb/*.patch applied (the
+cached binary's name carries a hash of the patches, so editing one triggers a rebuild).
 
 Folders (both git-ignored): deploy/local/.cache (jars, FerretDB binary; survives
 `down --wipe`) and deploy/local/.state (data, pid files, logs). Override them with
@@ -34,6 +35,7 @@ import argparse
 import base64
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -64,6 +66,7 @@ MIN_JAVA = 17
 MIN_GO = (1, 21)  # older Go cannot switch to the go1.24 toolchain that FerretDB asks for
 
 HERE = Path(__file__).resolve().parent
+FERRETDB_PATCHES = HERE / "ferretdb"  # *.patch, applied in name order with `patch -p1`
 DEFAULT_KAFKA = "127.0.0.1:9092"
 DEFAULT_MONGO = "mongodb://127.0.0.1:27017"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -76,6 +79,7 @@ WIPE_HINT = (
 
 INSTALL_JAVA = "install a JDK 17+ (Debian: apt-get install openjdk-17-jdk-headless)"
 INSTALL_MVN = "install Maven 3.6+ (Debian: apt-get install maven)"
+INSTALL_PATCH = "install patch (Debian: apt-get install patch)"
 INSTALL_GO = (
     "install Go 1.21+ to build FerretDB (it fetches the go1.24 toolchain through the Go "
     "module proxy; Debian bookworm's golang-go 1.19 is too old), or put a `mongod` on PATH"
@@ -437,6 +441,11 @@ class Component:
         del offset
         return True
 
+    def outdated(self, record: Started) -> bool:
+        """The running process was started from a build that is no longer current."""
+        del record
+        return False
+
     def log_tails(self) -> str:
         return "\n".join(f"--- {path} (tail)\n{tail(path)}" for path in self.log_files())
 
@@ -629,7 +638,18 @@ class Store(Component):
 
     @property
     def ferretdb_binary(self) -> Path:
-        return self.settings.cache / f"ferretdb-{FERRETDB_VERSION}"
+        """Cached build; its name changes with the patches, so editing one rebuilds."""
+        patches = ferretdb_patches()
+        if not patches:
+            return self.settings.cache / f"ferretdb-{FERRETDB_VERSION}"
+        digest = hashlib.sha256()
+        for patch in patches:
+            digest.update(patch.name.encode() + b"\x00" + patch.read_bytes())
+        return self.settings.cache / f"ferretdb-{FERRETDB_VERSION}-{digest.hexdigest()[:12]}"
+
+    def outdated(self, record: Started) -> bool:
+        uses_ferretdb = shutil.which("mongod") is None
+        return uses_ferretdb and record.argv[:1] != [str(self.ferretdb_binary)]
 
     def probe(self) -> Probe:
         return mongo_probe(self.host, self.port)
@@ -637,13 +657,15 @@ class Store(Component):
     def check_tools(self) -> list[str]:
         if shutil.which("mongod") is not None or self.ferretdb_binary.exists():
             return []
+        problems = []
+        if ferretdb_patches() and shutil.which("patch") is None:
+            problems.append(f"`patch` not found: {INSTALL_PATCH}")
         go = shutil.which("go")
         if go is None:
-            return [f"`go` not found (and no `mongod` on PATH): {INSTALL_GO}"]
-        version = go_version(go)
-        if version < MIN_GO:
-            return [f"go {'.'.join(map(str, version))} is too old: {INSTALL_GO}"]
-        return []
+            problems.append(f"`go` not found (and no `mongod` on PATH): {INSTALL_GO}")
+        elif (version := go_version(go)) < MIN_GO:
+            problems.append(f"go {'.'.join(map(str, version))} is too old: {INSTALL_GO}")
+        return problems
 
     def prepare(self) -> list[str]:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -711,6 +733,7 @@ class Store(Component):
             shutil.copytree(info["Dir"], source, symlinks=True)
             make_writable(source)
             (source / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+            apply_patches(source)
             output = Path(tmp) / "ferretdb"
             run_tool(
                 [go, "build", "-trimpath", "-o", str(output), "./cmd/ferretdb"],
@@ -720,7 +743,24 @@ class Store(Component):
             )
             os.replace(output, binary)
         log(f"built {binary.name} in {time.monotonic() - started:.0f}s")
+        for old in self.settings.cache.glob("ferretdb-v*"):
+            if old.is_file() and old != binary:
+                old.unlink()  # a build for other patches; a running copy keeps its inode
         return binary
+
+
+def ferretdb_patches() -> list[Path]:
+    return sorted(FERRETDB_PATCHES.glob("*.patch"))
+
+
+def apply_patches(source: Path) -> None:
+    for patch in ferretdb_patches():
+        log(f"applying {patch.relative_to(HERE)}")
+        run_tool(
+            [require("patch", INSTALL_PATCH), "-p1", "--forward", "--batch", "-i", str(patch)],
+            f"applying {patch}",
+            cwd=source,
+        )
 
 
 def make_writable(root: Path) -> None:
@@ -898,6 +938,11 @@ def plan_and_start(settings: Settings, started_file: Path | None) -> list[Launch
                 f"started by infra.py, pid {record.pid}" if record else "not started by infra.py"
             )
             log(f"{component.name}: already answers at {component.address} ({owner})")
+            if record is not None and component.outdated(record):
+                log(
+                    f"{component.name}: warning: it runs an outdated build; restart it with "
+                    f"`python3 deploy/local/infra.py down {component.name}` and `up`"
+                )
         elif record is not None:
             log(f"{component.name}: ours (pid {record.pid}) is still starting; waiting")
             pending.append(Launch(component, record, None))
