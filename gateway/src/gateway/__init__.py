@@ -1,0 +1,1 @@
+"""Gala gateway: the one door for frontends."""

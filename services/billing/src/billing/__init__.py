@@ -1,0 +1,1 @@
+"""Gala billing service: payment schedules, reminders, payments, and contracts to sign."""

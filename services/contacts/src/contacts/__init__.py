@@ -1,0 +1,1 @@
+"""Gala contacts service: leads, their heat, and the people directory (staff, clients)."""

@@ -1,0 +1,1 @@
+"""Gala pipeline service: opportunities through per-venue stages, rooms without double bookings."""

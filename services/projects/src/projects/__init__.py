@@ -1,0 +1,1 @@
+"""Gala projects service: event projects from won opportunities, their tasks, the client portal."""
