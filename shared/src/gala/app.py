@@ -15,11 +15,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -55,7 +55,7 @@ class ProcessRole(StrEnum):
         return self in (ProcessRole.WORKER, ProcessRole.ALL)
 
 
-BackgroundLoop = Callable[["Runtime"], Awaitable[None]]
+BackgroundLoop = Callable[["Runtime"], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)

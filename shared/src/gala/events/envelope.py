@@ -9,7 +9,7 @@ so that one aggregate's events share a partition and stay ordered. Extensions:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,6 +98,3 @@ class Envelope:
             datacontenttype=attributes.get("datacontenttype", JSON),
             **extensions,
         )
-
-    def with_extensions(self, **extensions: str | None) -> Envelope:
-        return replace(self, **extensions)
