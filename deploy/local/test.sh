@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Lint and run the test suite against local infrastructure (called by `make test`).
+# Lint, type-check and run the test suite against local infrastructure (called by `make test`).
 #
 # Starts Kafka and the store only when nothing answers at GALA_KAFKA_BOOTSTRAP /
 # GALA_MONGO_URL (defaults 127.0.0.1:9092, mongodb://127.0.0.1:27017), and on exit stops
@@ -38,6 +38,8 @@ done <<<"$env_lines"
 echo "test.sh: GALA_KAFKA_BOOTSTRAP=$GALA_KAFKA_BOOTSTRAP GALA_MONGO_URL=$GALA_MONGO_URL" >&2
 
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
 
 # shellcheck disable=SC2086  # PYTEST_ARGS is a space-separated argument list
 .venv/bin/python -m pytest ${PYTEST_ARGS:-}
