@@ -3,10 +3,14 @@
 Integration tests run on the real Kafka broker and MongoDB-wire store that
 ``make test`` starts (``deploy/local/infra.py``), found through ``GALA_KAFKA_BOOTSTRAP``
 and ``GALA_MONGO_URL``. If they are not reachable the tests fail, never skip.
+
+Where a Docker engine exists, ``GALA_TEST_INFRA=testcontainers`` runs the same tests on
+throwaway containers instead (MongoDB 7 and Kafka 3.9 in KRaft mode).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 
@@ -26,7 +30,10 @@ def _reachable(host_port: str) -> bool:
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Settings]:
-    """Settings pointing at the live local infrastructure."""
+    """Settings pointing at the live infrastructure."""
+    if os.environ.get("GALA_TEST_INFRA") == "testcontainers":
+        yield from _containers()
+        return
     settings = Settings()
     mongo_host = settings.mongo_url.split("://", 1)[1].split("/", 1)[0].split(",")[0]
     missing = [
@@ -40,3 +47,23 @@ def infra() -> Iterator[Settings]:
             pytrace=False,
         )
     yield settings
+
+
+def _containers() -> Iterator[Settings]:
+    """MongoDB and Kafka in throwaway containers (needs a Docker engine)."""
+    from testcontainers.community.kafka import KafkaContainer
+    from testcontainers.community.mongodb import MongoDbContainer
+
+    kafka = (
+        KafkaContainer("confluentinc/cp-kafka:7.9.1")  # Apache Kafka 3.9
+        .with_kraft()
+        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+    )
+    with MongoDbContainer("mongo:7") as mongo, kafka:
+        settings = Settings(
+            kafka_bootstrap=kafka.get_bootstrap_server(), mongo_url=mongo.get_connection_url()
+        )
+        # subprocesses started by tests (services, crash programs) inherit these
+        os.environ["GALA_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
+        os.environ["GALA_MONGO_URL"] = settings.mongo_url
+        yield settings

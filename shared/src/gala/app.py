@@ -24,7 +24,6 @@ from typing import Annotated, Any
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
 
-from gala.context import RequestContextMiddleware
 from gala.errors import install_problem_handlers
 from gala.events.bus import EnvelopePublisher, make_broker
 from gala.events.consumer import EventConsumer, RetryPolicy, Subscriptions
@@ -34,9 +33,10 @@ from gala.events.topics import dead_letter_topic, ensure_topics
 from gala.health import Check, health_router
 from gala.identity import InternalTokens
 from gala.logging import configure_logging
+from gala.middleware import RequestMiddleware
 from gala.settings import Settings
 from gala.store import Index, Store
-from gala.tracing import TracingMiddleware, configure_tracing
+from gala.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +198,7 @@ def create_app(
     app.state.internal_tokens = runtime.tokens
     app.state.readiness_checks = runtime.readiness_checks
     install_problem_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(TracingMiddleware)
+    app.add_middleware(RequestMiddleware)
     app.include_router(health_router())
     if role.serves_api:
         for router in definition.routers:

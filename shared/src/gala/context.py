@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from uuid import uuid4
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 request_id: ContextVar[str | None] = ContextVar("gala_request_id", default=None)
 correlation_id: ContextVar[str | None] = ContextVar("gala_correlation_id", default=None)
 causation_id: ContextVar[str | None] = ContextVar("gala_causation_id", default=None)
@@ -43,31 +41,7 @@ def bound(
             var.reset(token)
 
 
-class RequestContextMiddleware:
-    """Bind request and correlation ids for each HTTP request and echo the request id."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        request = _safe_id(headers.get("x-request-id")) or new_id()
-        correlation = _safe_id(headers.get("x-correlation-id")) or request
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request.encode())]
-            await send(message)
-
-        with bound(request=request, correlation=correlation):
-            await self.app(scope, receive, send_with_id)
-
-
-def _safe_id(value: str | None) -> str | None:
+def safe_id(value: str | None) -> str | None:
     """Accept a caller's id only if it is short and plain."""
     if value and len(value) <= 128 and all(c.isalnum() or c in "-_.:" for c in value):
         return value

@@ -16,7 +16,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _propagator = TraceContextTextMapPropagator()
 _configured = False
@@ -59,29 +58,3 @@ def current_trace_ids() -> tuple[str | None, str | None]:
     if not span_context.is_valid:
         return None, None
     return format(span_context.trace_id, "032x"), format(span_context.span_id, "016x")
-
-
-class TracingMiddleware:
-    """Start a server span per HTTP request, as a child of an incoming ``traceparent``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        parent = context_from_traceparent(headers.get("traceparent"))
-        name = f"{scope.get('method', 'WS')} {scope['path']}"
-        with tracer().start_as_current_span(
-            name, context=parent, kind=trace.SpanKind.SERVER
-        ) as span:
-            span.set_attribute("url.path", scope["path"])
-
-            async def send_with_status(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    span.set_attribute("http.response.status_code", message["status"])
-                await send(message)
-
-            await self.app(scope, receive, send_with_status)
