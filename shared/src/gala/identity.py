@@ -56,23 +56,48 @@ class InternalTokens:
         self._ttl = ttl_seconds
 
     def issue(self, principal: Principal, *, now: float | None = None) -> str:
+        """A token for a user's request, as the gateway forwards it."""
+        return self._sign(
+            {"sub": principal.user_id, "venue": principal.venue_id, "role": principal.role.value},
+            now,
+        )
+
+    def issue_for_service(self, service: str, *, now: float | None = None) -> str:
+        """A token for a Gala process calling an internal endpoint on its own behalf."""
+        return self._sign({"sub": f"service:{service}", "svc": service}, now)
+
+    def verify(self, token: str | None) -> Principal:
+        claims = self._claims(token)
+        if "svc" in claims:
+            raise Unauthorized("A service token cannot act as a user.")
+        try:
+            return Principal(user_id=claims["sub"], venue_id=claims["venue"], role=claims["role"])
+        except (KeyError, ValueError) as exc:
+            raise Unauthorized("The identity token lacks a venue or a known role.") from exc
+
+    def verify_service(self, token: str | None) -> str:
+        """The calling service's name; refuses user tokens."""
+        service = self._claims(token).get("svc")
+        if not isinstance(service, str) or not service:
+            raise Unauthorized("This endpoint is for Gala's own services.")
+        return service
+
+    def _sign(self, claims: dict[str, Any], now: float | None) -> str:
         issued = int(now if now is not None else time.time())
-        claims = {
+        payload = {
+            **claims,
             "iss": ISSUER,
             "aud": AUDIENCE,
-            "sub": principal.user_id,
-            "venue": principal.venue_id,
-            "role": principal.role.value,
             "iat": issued,
             "exp": issued + self._ttl,
         }
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+        return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
 
-    def verify(self, token: str | None) -> Principal:
+    def _claims(self, token: str | None) -> dict[str, Any]:
         if not token:
             raise Unauthorized("No identity: requests must come through the gateway.")
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 self._secret,
                 algorithms=[ALGORITHM],
@@ -85,10 +110,7 @@ class InternalTokens:
             raise Unauthorized("The identity token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized("The identity token is not valid.") from exc
-        try:
-            return Principal(user_id=claims["sub"], venue_id=claims["venue"], role=claims["role"])
-        except (KeyError, ValueError) as exc:
-            raise Unauthorized("The identity token lacks a venue or a known role.") from exc
+        return claims
 
 
 def _tokens(request: Request) -> InternalTokens:
@@ -101,6 +123,14 @@ async def current_principal(request: Request) -> Principal:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+async def calling_service(request: Request) -> str:
+    return _tokens(request).verify_service(request.headers.get(IDENTITY_HEADER))
+
+
+CallingService = Annotated[str, Depends(calling_service)]
+"""For internal endpoints (``/internal/...``): the Gala service calling, never a user."""
 
 
 def require_roles(*roles: Role) -> Any:

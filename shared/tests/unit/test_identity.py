@@ -108,3 +108,16 @@ async def test_role_requirements_answer_403():
     response = await call("/admin", {IDENTITY_HEADER: token})
     assert response.status_code == 403
     assert "ADMIN" in response.json()["detail"]
+
+
+def test_service_tokens_name_the_calling_service():
+    tokens = InternalTokens(SECRET)
+    assert tokens.verify_service(tokens.issue_for_service("gateway")) == "gateway"
+
+
+def test_service_and_user_tokens_are_not_interchangeable():
+    tokens = InternalTokens(SECRET)
+    with pytest.raises(Unauthorized, match="cannot act as a user"):
+        tokens.verify(tokens.issue_for_service("gateway"))
+    with pytest.raises(Unauthorized, match="Gala's own services"):
+        tokens.verify_service(tokens.issue(ALICE))
