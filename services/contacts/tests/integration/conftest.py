@@ -1,0 +1,152 @@
+"""The contacts service on the real broker and store, served in-process.
+
+One app per test module (its own database); each test works in venues of its own, so
+tests never see each other's users. ``user_events`` reads ``gala.contacts.user`` from
+where it ended when the test began: the topic is shared by every run and test.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from fastapi import FastAPI
+
+from contacts.bootstrap import service
+from gala.app import ProcessRole, Runtime, create_app
+from gala.contracts.contacts import USER_TOPIC
+from gala.events import Envelope
+from gala.events.topics import partition_count
+from gala.identity import IDENTITY_HEADER, Principal, Role
+from gala.settings import Settings
+from gala.testing import identity_headers, serving, unique_name
+
+
+@dataclass
+class Contacts:
+    """A running contacts service and ways to call it as anyone."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.app.state.runtime
+
+    def headers(self, principal: Principal) -> dict[str, Any]:
+        return identity_headers(self.runtime, principal)
+
+    def service_headers(self, name: str = "gateway") -> dict[str, Any]:
+        return {IDENTITY_HEADER: self.runtime.tokens.issue_for_service(name)}
+
+    async def new_venue(self) -> tuple[str, Principal]:
+        """A fresh venue and its first ADMIN (added the way the ops tool does)."""
+        venue = unique_name("venue-")
+        response = await self.client.post(
+            "/internal/v1/users",
+            json={
+                "venueId": venue,
+                "authSubject": unique_name("sub-admin-"),
+                "email": f"admin@{venue}.example",
+                "name": "First Admin",
+                "role": "ADMIN",
+            },
+            headers=self.service_headers("ops"),
+        )
+        assert response.status_code == 201, response.text
+        return venue, Principal(user_id=response.json()["id"], venue_id=venue, role=Role.ADMIN)
+
+    async def add_user(
+        self, admin: Principal, role: Role = Role.STAFF, **fields: Any
+    ) -> tuple[dict[str, Any], Principal]:
+        """A user added by ``admin``, and the principal it acts as."""
+        tag = uuid.uuid4().hex[:8]
+        body = {"authSubject": f"sub-{tag}", "email": f"{tag}@people.example", "role": role}
+        response = await self.client.post(
+            "/api/v1/users", json={**body, **fields}, headers=self.headers(admin)
+        )
+        assert response.status_code == 201, response.text
+        user = response.json()
+        return user, Principal(user_id=user["id"], venue_id=admin.venue_id, role=user["role"])
+
+
+@pytest.fixture(scope="module")
+async def contacts(infra: Settings) -> AsyncIterator[Contacts]:
+    settings = infra.model_copy(update={"mongo_database": unique_name("gala_contacts_")})
+    app = create_app(service, ProcessRole.API, settings)
+    async with serving(app) as client:
+        yield Contacts(app, client)
+    store = Runtime(service, settings, ProcessRole.API).store
+    await store.client.drop_database(settings.database_name(service.name))
+    await store.close()
+
+
+@dataclass
+class TopicTail:
+    """What is published on a topic after a point in time, by subject."""
+
+    bootstrap: str
+    topic: str
+    consumer: AIOKafkaConsumer | None = None
+    records: list[ConsumerRecord[bytes, bytes]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        partitions = [
+            TopicPartition(self.topic, n)
+            for n in range(await partition_count(self.bootstrap, self.topic))
+        ]
+        assert partitions, f"{self.topic} does not exist"
+        consumer.assign(partitions)
+        for partition, offset in (await consumer.end_offsets(partitions)).items():
+            consumer.seek(partition, offset)
+        self.consumer = consumer
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+    async def _poll(self, timeout_ms: int = 200) -> None:
+        assert self.consumer is not None
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms)
+        for batch in batches.values():
+            self.records.extend(batch)
+
+    def of(self, subject: str) -> list[tuple[ConsumerRecord[bytes, bytes], Envelope]]:
+        found = []
+        for record in self.records:
+            envelope = Envelope.from_kafka(record.headers, record.value)
+            if envelope.subject == subject:
+                found.append((record, envelope))
+        return found
+
+    async def wait_for(
+        self, subject: str, count: int, timeout: float = 20.0
+    ) -> list[tuple[ConsumerRecord[bytes, bytes], Envelope]]:
+        """The first ``count`` events about ``subject``, in the order they were published."""
+        deadline = time.monotonic() + timeout
+        while len(self.of(subject)) < count and time.monotonic() < deadline:
+            await self._poll()
+        found = self.of(subject)
+        assert len(found) >= count, f"{len(found)} of {count} events about {subject} arrived"
+        return found[:count]
+
+    async def types(self, subject: str, count: int) -> list[str]:
+        return [envelope.type for _, envelope in await self.wait_for(subject, count)]
+
+
+@pytest.fixture
+async def user_events(contacts: Contacts, infra: Settings) -> AsyncIterator[TopicTail]:
+    tail = TopicTail(infra.kafka_bootstrap, USER_TOPIC)
+    await tail.start()
+    try:
+        yield tail
+    finally:
+        await tail.stop()
