@@ -16,6 +16,10 @@ from collections.abc import Iterator
 
 import pytest
 
+# pytest's importlib mode names gateway/tests/... modules "gateway.tests...", and would
+# otherwise make "gateway" a bare namespace for the gateway/ folder, hiding the real
+# package (gateway/src/gateway). Importing it first keeps the real one.
+import gateway  # noqa: F401
 from gala.settings import Settings
 
 

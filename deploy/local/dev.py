@@ -168,6 +168,13 @@ def install_stop_handlers(stop: threading.Event) -> None:
 def run(started_file: Path) -> int:
     stop = threading.Event()
     env = {**os.environ, **infra_up(started_file), "PYTHONUNBUFFERED": "1"}
+    if "GALA_AUTH_JWKS_URL" not in env:
+        # No identity provider configured: the gateway trusts a local dev key pair.
+        env.setdefault("GALA_AUTH_DEV_MODE", "true")
+        say(
+            "auth: dev mode. First admin: .venv/bin/gala users add --venue V --email E "
+            "--role ADMIN --subject SUB; a token: .venv/bin/gala dev-token --email E"
+        )
     install_stop_handlers(stop)
     packages = discover()
     if not packages:

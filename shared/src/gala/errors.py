@@ -37,6 +37,10 @@ class GalaError(Exception):
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
         return problem(self.status, self.code, self.title, self.detail, instance, **self.extensions)
 
+    def response_headers(self) -> dict[str, str]:
+        """HTTP headers the answer needs besides the problem body."""
+        return {}
+
 
 class InvalidInput(GalaError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
@@ -48,6 +52,9 @@ class Unauthorized(GalaError):
     status = HTTPStatus.UNAUTHORIZED
     code = "unauthorized"
     title = "Authentication required"
+
+    def response_headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(GalaError):
@@ -105,8 +112,7 @@ def _code_for_status(status: int) -> tuple[str, str]:
 
 async def _on_gala_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GalaError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == HTTPStatus.UNAUTHORIZED else None
-    return problem_response(exc.to_problem(request.url.path), headers)
+    return problem_response(exc.to_problem(request.url.path), exc.response_headers() or None)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:

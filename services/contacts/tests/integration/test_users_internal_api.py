@@ -7,7 +7,7 @@ import pytest
 from gala.identity import IDENTITY_HEADER, Principal, Role
 
 PROBLEM = "application/problem+json"
-REF_FIELDS = {"id", "venueId", "role", "active", "email", "name"}
+REF_FIELDS = {"id", "authSubject", "venueId", "role", "active", "email", "name"}
 
 
 def new_subject() -> str:
@@ -24,6 +24,7 @@ async def test_by_subject_answers_who_the_user_is(contacts):
     assert response.status_code == 200
     assert response.json() == {
         "id": user["id"],
+        "authSubject": user["authSubject"],
         "venueId": admin.venue_id,
         "role": "SALES",
         "active": True,
@@ -92,6 +93,7 @@ async def test_find_by_email_in_one_venue_or_all(contacts):
         "items": [
             {
                 "id": user_b["id"],
+                "authSubject": user_b["authSubject"],
                 "venueId": admin_b.venue_id,
                 "role": "STAFF",
                 "active": True,

@@ -137,6 +137,7 @@ class UserRefOut(ResponseBody):
     """What Gala's own services need to know of a user (the gateway, at log-in)."""
 
     id: str
+    auth_subject: str
     venue_id: str
     role: Role
     active: bool
@@ -147,6 +148,7 @@ class UserRefOut(ResponseBody):
     def of(cls, user: User) -> UserRefOut:
         return cls(
             id=user.id,
+            auth_subject=user.auth_subject,
             venue_id=user.venue_id,
             role=user.role,
             active=user.active,

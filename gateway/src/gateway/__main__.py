@@ -1,0 +1,35 @@
+"""``python -m gateway``: serve the gateway (port 8000 unless GALA_GATEWAY_PORT or --port)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import uvicorn
+
+from gala.logging import configure_logging
+from gala.tracing import configure_tracing
+from gateway.app import create_app
+from gateway.settings import PORT, GatewaySettings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m gateway", description="Run the Gala gateway.")
+    parser.add_argument("--host", default=None, help="bind address (default: GALA_HOST)")
+    parser.add_argument("--port", type=int, default=None, help=f"default {PORT}")
+    args = parser.parse_args()
+    settings = GatewaySettings()
+    configure_logging("gateway", settings.log_level)
+    configure_tracing("gateway")
+    config = uvicorn.Config(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=args.port or settings.port_for("gateway", PORT),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    asyncio.run(uvicorn.Server(config).serve())
+
+
+main()
