@@ -135,7 +135,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     async def identity_keys() -> bool:
         gateway: Gateway = app.state.gateway
-        await gateway.jwks.refresh()
+        await gateway.jwks.ensure_fresh()
         return True
 
     app.state.readiness_checks = {"identity-keys": identity_keys}

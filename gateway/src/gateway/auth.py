@@ -51,6 +51,11 @@ class JwksCache:
             raise Unauthorized("The token is signed with an unknown key.")
         return key
 
+    async def ensure_fresh(self) -> None:
+        """Fetch the keys if they are missing or older than the cache lifetime."""
+        if not self._keys or time.monotonic() - self._fetched_at > self._ttl:
+            await self.refresh()
+
     async def refresh(self) -> None:
         async with self._lock:
             try:

@@ -28,13 +28,20 @@ class CliError(Exception):
     pass
 
 
-def _contacts(settings: GatewaySettings) -> httpx.Client:
+def _call_contacts(
+    settings: GatewaySettings, method: str, path: str, expected: int, doing: str, **kw: Any
+) -> Any:
+    """Call the contacts service's internal API as the ``cli`` service; the JSON answer."""
     tokens = InternalTokens(settings.internal_token_secret.get_secret_value())
-    return httpx.Client(
-        base_url=settings.upstream("contacts"),
-        headers={IDENTITY_HEADER: tokens.issue_for_service("cli")},
-        timeout=10.0,
-    )
+    headers = {IDENTITY_HEADER: tokens.issue_for_service("cli")}
+    with httpx.Client(base_url=settings.upstream("contacts"), headers=headers, timeout=10) as http:
+        try:
+            response = http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise CliError(f"the contacts service is not reachable: {exc}") from exc
+    if response.status_code != expected:
+        raise CliError(f"{doing} failed: {_problem(response)}")
+    return response.json()
 
 
 def _problem(response: httpx.Response) -> str:
@@ -53,27 +60,18 @@ def add_user(settings: GatewaySettings, args: argparse.Namespace) -> dict[str, A
         "role": args.role,
         **({"name": args.name} if args.name else {}),
     }
-    with _contacts(settings) as contacts:
-        try:
-            response = contacts.post("/internal/v1/users", json=payload)
-        except httpx.HTTPError as exc:
-            raise CliError(f"the contacts service is not reachable: {exc}") from exc
-    if response.status_code != httpx.codes.CREATED:
-        raise CliError(f"creating the user failed: {_problem(response)}")
-    user: dict[str, Any] = response.json()
+    user: dict[str, Any] = _call_contacts(
+        settings, "POST", "/internal/v1/users", 201, "creating the user", json=payload
+    )
     return user
 
 
 def dev_token(settings: GatewaySettings, args: argparse.Namespace) -> str:
     params = {"email": args.email, **({"venueId": args.venue} if args.venue else {})}
-    with _contacts(settings) as contacts:
-        try:
-            response = contacts.get("/internal/v1/users", params=params)
-        except httpx.HTTPError as exc:
-            raise CliError(f"the contacts service is not reachable: {exc}") from exc
-    if response.status_code != httpx.codes.OK:
-        raise CliError(f"looking the user up failed: {_problem(response)}")
-    users = response.json()["items"]
+    found = _call_contacts(
+        settings, "GET", "/internal/v1/users", 200, "looking the user up", params=params
+    )
+    users = found["items"]
     if not users:
         raise CliError(f"no user has the email {args.email}")
     if len(users) > 1:
@@ -84,7 +82,9 @@ def dev_token(settings: GatewaySettings, args: argparse.Namespace) -> str:
     if not subject:
         raise CliError("the user directory did not return the user's authSubject")
     key = SigningKey.load_or_create(settings.auth_dev_key_dir)
-    return key.mint(subject, issuer=settings.issuer(), ttl_seconds=args.ttl)
+    # a dev token is only ever trusted by a gateway in dev mode, whose issuer this is
+    dev = settings.model_copy(update={"auth_dev_mode": True})
+    return key.mint(subject, issuer=dev.issuer(), ttl_seconds=args.ttl)
 
 
 def parser() -> argparse.ArgumentParser:
