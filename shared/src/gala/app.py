@@ -75,7 +75,7 @@ class ServiceDefinition:
 
     def topics(self) -> list[str]:
         """Every topic this service writes or reads, created explicitly at start-up."""
-        published = {event.topic for event in self.publishes}
+        published = {event.TOPIC for event in self.publishes}
         return sorted(published | set(self.subscriptions.topics) | {dead_letter_topic(self.name)})
 
 

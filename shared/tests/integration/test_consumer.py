@@ -29,7 +29,7 @@ async def worker(kit: WidgetKit, infra, database: str | None = None, **overrides
 def envelope(kit: WidgetKit, widget_id: str, event_id: str | None = None) -> Envelope:
     return Envelope(
         id=event_id or unique_name("evt-"),
-        type=kit.made.event_type,
+        type=kit.made.TYPE,
         source="/gala/test",
         subject=widget_id,
         time=datetime.now(UTC),

@@ -41,7 +41,7 @@ async def test_a_kernel_event_is_read_by_the_official_cloudevents_sdk(infra):
     )
     event = from_binary(message, JSONFormat())
     assert event.get_specversion() == "1.0"
-    assert event.get_type() == kit.made.event_type
+    assert event.get_type() == kit.made.TYPE
     assert event.get_source() == f"/gala/{kit.tag}"
     assert event.get_subject() == "w-7"
     assert event.get_id()

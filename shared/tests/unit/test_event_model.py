@@ -11,7 +11,7 @@ class GadgetShipped(Event, type="gala.gadget.shipped.v1", topic="gala.depot.gadg
 def test_declared_events_are_registered_by_type():
     assert registry.get("gala.gadget.shipped.v1") is GadgetShipped
     assert "gala.gadget.shipped.v1" in registry
-    assert GadgetShipped.topic == "gala.depot.gadget"
+    assert GadgetShipped.TOPIC == "gala.depot.gadget"
 
 
 def test_payloads_use_camel_case_and_round_trip():

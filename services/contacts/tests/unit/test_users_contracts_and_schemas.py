@@ -24,7 +24,7 @@ from gala.identity import Role
 
 
 def test_user_event_types_and_topic():
-    assert {e.event_type: e.topic for e in USER_EVENTS} == {
+    assert {e.TYPE: e.TOPIC for e in USER_EVENTS} == {
         "gala.user.created.v1": "gala.contacts.user",
         "gala.user.updated.v1": "gala.contacts.user",
         "gala.user.role_changed.v1": "gala.contacts.user",
@@ -32,7 +32,7 @@ def test_user_event_types_and_topic():
         "gala.user.reactivated.v1": "gala.contacts.user",
     }
     for event in (UserCreated, UserUpdated, UserRoleChanged, UserDeactivated, UserReactivated):
-        assert registry.get(event.event_type) is event
+        assert registry.get(event.TYPE) is event
 
 
 def test_user_event_payloads_are_camel_case_json_with_what_consumers_need():

@@ -96,9 +96,9 @@ class Subscriptions:
         def register(handler: Handler[E]) -> Handler[E]:
             handler_name = name or f"{handler.__module__}.{handler.__qualname__}"
             subscription = Subscription(handler_name, event_type, handler)
-            existing = self._by_type.setdefault(event_type.event_type, [])
+            existing = self._by_type.setdefault(event_type.TYPE, [])
             if any(s.name == handler_name for s in existing):
-                raise ValueError(f"{handler_name} is already subscribed to {event_type.event_type}")
+                raise ValueError(f"{handler_name} is already subscribed to {event_type.TYPE}")
             existing.append(subscription)
             return handler
 
@@ -109,7 +109,7 @@ class Subscriptions:
 
     @property
     def topics(self) -> list[str]:
-        return sorted({s.event_type.topic for subs in self._by_type.values() for s in subs})
+        return sorted({s.event_type.TOPIC for subs in self._by_type.values() for s in subs})
 
     def __bool__(self) -> bool:
         return bool(self._by_type)

@@ -27,15 +27,21 @@ class UnknownEventType(LookupError):
     pass
 
 
-class Event(BaseModel):
-    """Base of every event payload."""
+class Payload(BaseModel):
+    """A part of an event payload: immutable, camelCase in JSON, tolerant of new fields."""
 
     model_config = ConfigDict(
         frozen=True, alias_generator=to_camel, populate_by_name=True, extra="ignore"
     )
 
-    event_type: ClassVar[str]
-    topic: ClassVar[str]
+
+class Event(Payload):
+    """Base of every event payload."""
+
+    TYPE: ClassVar[str]
+    """The CloudEvents ``type``, e.g. ``gala.opportunity.won.v1``."""
+    TOPIC: ClassVar[str]
+    """The aggregate stream it is published on, e.g. ``gala.pipeline.opportunity``."""
 
     def __init_subclass__(
         cls, *, type: str | None = None, topic: str | None = None, **kw: Any
@@ -49,8 +55,8 @@ class Event(BaseModel):
             raise ValueError(f"event type {type!r} is not gala.<aggregate>.<event>.v<N>")
         if not TOPIC_PATTERN.match(topic):
             raise ValueError(f"topic {topic!r} is not gala.<service>.<aggregate>")
-        cls.event_type = type
-        cls.topic = topic
+        cls.TYPE = type
+        cls.TOPIC = topic
         registry.register(cls)
 
     def to_json(self) -> bytes:
@@ -68,12 +74,12 @@ class EventRegistry:
         self._types: dict[str, type[Event]] = {}
 
     def register(self, cls: type[Event]) -> None:
-        existing = self._types.get(cls.event_type)
+        existing = self._types.get(cls.TYPE)
         if existing is not None and existing.__qualname__ != cls.__qualname__:
             raise ValueError(
-                f"event type {cls.event_type} is already declared by {existing.__qualname__}"
+                f"event type {cls.TYPE} is already declared by {existing.__qualname__}"
             )
-        self._types[cls.event_type] = cls
+        self._types[cls.TYPE] = cls
 
     def get(self, event_type: str) -> type[Event]:
         try:

@@ -71,14 +71,14 @@ class Outbox:
         causation = context.causation_id.get()
         if event_id is None:
             if causation:
-                name = f"{causation}|{event.event_type}|{subject}"
+                name = f"{causation}|{event.TYPE}|{subject}"
                 event_id = str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
             else:
                 event_id = str(uuid.uuid4())
         return {
             "id": event_id,
-            "topic": event.topic,
-            "type": event.event_type,
+            "topic": event.TOPIC,
+            "type": event.TYPE,
             "source": self.source,
             "subject": subject,
             "time": datetime.now(UTC),

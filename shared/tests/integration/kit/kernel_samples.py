@@ -32,7 +32,7 @@ class WidgetKit:
             size: int
 
         self.made = WidgetMade
-        self.topic = WidgetMade.topic
+        self.topic = WidgetMade.TOPIC
         self.seen = asyncio.Queue()  # type: ignore[var-annotated]
         self.failures_left = self.fail_times
 
