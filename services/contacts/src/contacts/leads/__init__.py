@@ -1,0 +1,1 @@
+"""Leads: a venue's contacts, their lifecycle, and their heat."""
