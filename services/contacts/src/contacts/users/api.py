@@ -7,7 +7,7 @@ services, which call it with a service token, never a user's.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
@@ -30,8 +30,8 @@ from contacts.users.schemas import (
     UserRefOut,
 )
 from contacts.users.service import UserService
+from gala.api import problems
 from gala.app import OutboxDep, StoreDep
-from gala.errors import PROBLEM_JSON, GalaError, Unauthorized
 from gala.identity import CallingService, CurrentPrincipal, Role
 
 PUBLIC_PREFIX = "/api/v1/users"
@@ -43,19 +43,6 @@ def get_user_service(store: StoreDep, outbox: OutboxDep) -> UserService:
 
 
 Users = Annotated[UserService, Depends(get_user_service)]
-
-
-def problems(*errors: type[GalaError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the problems an endpoint can answer."""
-    answers: dict[int | str, dict[str, Any]] = {}
-    every: tuple[type[GalaError], ...] = (Unauthorized, *errors)
-    for error in every:
-        entry = answers.setdefault(
-            int(error.status), {"description": error.title, "content": {PROBLEM_JSON: {}}}
-        )
-        if error.title not in entry["description"]:
-            entry["description"] += f"; {error.title}"
-    return answers
 
 
 router = APIRouter(prefix=PUBLIC_PREFIX, tags=["users"])

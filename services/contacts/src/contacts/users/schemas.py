@@ -10,8 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AwareDatetime, Field, StrictBool, field_validator
 
 from contacts.users.domain import (
     AUTH_SUBJECT_MAX,
@@ -21,6 +20,7 @@ from contacts.users.domain import (
     UserPatch,
 )
 from contacts.users.service import NewUser
+from gala.api import RequestBody, ResponseBody
 from gala.identity import Role
 
 # Generous bounds on raw input; the domain checks the normalised values precisely.
@@ -31,18 +31,6 @@ AuthSubject = Annotated[
     str, Field(min_length=1, max_length=AUTH_SUBJECT_MAX, examples=["user_2abcDEF"])
 ]
 VenueIdField = Annotated[str, Field(min_length=1, max_length=VENUE_ID_MAX)]
-
-
-class RequestBody(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, validate_by_alias=True, validate_by_name=False, extra="forbid"
-    )
-
-
-class ResponseBody(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, validate_by_name=True, serialize_by_alias=True
-    )
 
 
 # --- public API ----------------------------------------------------------------------

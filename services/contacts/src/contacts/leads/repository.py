@@ -1,0 +1,270 @@
+"""The only module that speaks to the store about contacts.
+
+One document per contact in ``contacts``, its pending events inside (the outbox). The
+email's uniqueness within a venue is a unique index on ``emailKey`` (an erased contact's
+key becomes ``erased:<id>`` so the address can be used again). A save applies only to
+the version it was computed from, so concurrent changes never lose each other.
+Custom fields and social profiles are stored as JSON text: kept exactly as given, with
+keys the store would refuse (``.``, a leading ``$``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from contacts.leads.domain import Contact, TrackedOpportunity
+from gala.contracts.contacts import ContactStatus, HeatReason, LeadSource
+from gala.contracts.pipeline import OpportunityOutcome
+from gala.events.outbox import Outbox
+from gala.identity import venue_scoped
+from gala.store import Document, Index, Page, PageRequest, Store, find_page
+
+COLLECTION = "contacts"
+
+SORTS: Mapping[str, Sequence[tuple[str, int]]] = {
+    "-leadHeat": [("leadHeat", DESCENDING)],
+    "leadHeat": [("leadHeat", ASCENDING)],
+    "-createdAt": [("createdAt", DESCENDING)],
+    "createdAt": [("createdAt", ASCENDING)],
+    "name": [("nameKey", ASCENDING)],
+    "-name": [("nameKey", DESCENDING)],
+}
+
+
+def _listing_indexes() -> list[Index]:
+    """Every filter x sort the listing offers, each with an index that serves it."""
+    indexes = []
+    for sort in ("leadHeat", "createdAt", "nameKey"):
+        for filtered in ((), ("status",), ("leadSource",)):
+            keys = [("venueId", ASCENDING), ("erased", ASCENDING)]
+            keys += [(name, ASCENDING) for name in filtered]
+            keys += [(sort, ASCENDING), ("_id", ASCENDING)]
+            indexes.append(Index(COLLECTION, keys))
+    return indexes
+
+
+INDEXES: Sequence[Index] = (
+    Index(
+        COLLECTION,
+        [("venueId", ASCENDING), ("emailKey", ASCENDING)],
+        unique=True,
+        name="contacts_venue_email",
+    ),
+    *_listing_indexes(),
+)
+
+READ_FIELDS = {"_outbox": 0, "_outboxPending": 0, "_outboxLease": 0}
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"))
+
+
+def _parsed(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _utc(value: Any) -> datetime | None:
+    return value.astimezone(UTC) if isinstance(value, datetime) else None
+
+
+def to_document(contact: Contact) -> Document:
+    return {
+        "_id": contact.id,
+        "venueId": contact.venue_id,
+        "name": contact.name,
+        "nameKey": contact.name.casefold(),
+        "email": contact.email,
+        "emailKey": contact.email if not contact.erased else f"erased:{contact.id}",
+        "phone": contact.phone,
+        "leadSource": contact.lead_source.value,
+        "status": contact.status.value,
+        "leadHeat": contact.lead_heat,
+        "heatReasons": [reason.model_dump(by_alias=True) for reason in contact.heat_reasons],
+        "socialProfiles": _json(contact.social_profiles),
+        "customFields": _json(contact.custom_fields),
+        "opportunities": [
+            {
+                "opportunityId": o.opportunity_id,
+                "outcome": o.outcome.value,
+                "eventDate": o.event_date,
+                "guestCount": o.guest_count,
+                "value": None if o.value is None else str(o.value),
+                "currency": o.currency,
+                "name": o.name,
+                "stage": o.stage,
+            }
+            for o in contact.opportunities
+        ],
+        "clientMessages": contact.client_messages,
+        "documentsSigned": contact.documents_signed,
+        "paymentsPaid": contact.payments_paid,
+        "erased": contact.erased,
+        "erasedAt": contact.erased_at,
+        "createdAt": contact.created_at,
+        "updatedAt": contact.updated_at,
+        "version": contact.version,
+    }
+
+
+def from_document(document: Mapping[str, Any]) -> Contact:
+    created, updated = _utc(document["createdAt"]), _utc(document["updatedAt"])
+    assert created is not None and updated is not None
+    return Contact(
+        id=document["_id"],
+        venue_id=document["venueId"],
+        name=document["name"],
+        email=document["email"],
+        phone=document.get("phone"),
+        lead_source=LeadSource(document["leadSource"]),
+        status=ContactStatus(document["status"]),
+        created_at=created,
+        updated_at=updated,
+        lead_heat=int(document.get("leadHeat", 0)),
+        heat_reasons=tuple(HeatReason.model_validate(r) for r in document.get("heatReasons", [])),
+        social_profiles=_parsed(document.get("socialProfiles")),
+        custom_fields=_parsed(document.get("customFields")),
+        opportunities=tuple(
+            TrackedOpportunity(
+                opportunity_id=o["opportunityId"],
+                outcome=OpportunityOutcome(o["outcome"]),
+                event_date=_utc(o.get("eventDate")),
+                guest_count=o.get("guestCount"),
+                value=None if o.get("value") is None else Decimal(o["value"]),
+                currency=o.get("currency"),
+                name=o.get("name"),
+                stage=o.get("stage"),
+            )
+            for o in document.get("opportunities", [])
+        ),
+        client_messages=int(document.get("clientMessages", 0)),
+        documents_signed=int(document.get("documentsSigned", 0)),
+        payments_paid=int(document.get("paymentsPaid", 0)),
+        erased_at=_utc(document.get("erasedAt")),
+        version=int(document.get("version", 1)),
+    )
+
+
+@dataclass(frozen=True)
+class ContactFilter:
+    status: ContactStatus | None = None
+    lead_source: LeadSource | None = None
+    heat_min: int | None = None
+    heat_max: int | None = None
+    prefix: str | None = None
+
+    def query(self, venue_id: str) -> Document:
+        query: Document = venue_scoped(venue_id, {"erased": False})
+        if self.status is not None:
+            query["status"] = self.status.value
+        if self.lead_source is not None:
+            query["leadSource"] = self.lead_source.value
+        heat: Document = {}
+        if self.heat_min is not None:
+            heat["$gte"] = self.heat_min
+        if self.heat_max is not None:
+            heat["$lte"] = self.heat_max
+        if heat:
+            query["leadHeat"] = heat
+        if self.prefix:
+            key = self.prefix.casefold()
+            upper = key + "\U0010ffff"
+            query["$or"] = [
+                {"nameKey": {"$gte": key, "$lt": upper}},
+                {"emailKey": {"$gte": key, "$lt": upper}},
+            ]
+        return query
+
+
+class ContactRepository:
+    def __init__(self, store: Store, outbox: Outbox) -> None:
+        self._store = store
+        self._outbox = outbox
+
+    @property
+    def collection(self) -> AsyncCollection[Document]:
+        return self._store[COLLECTION]
+
+    def _entries(self, contact: Contact) -> list[Document]:
+        return [
+            self._outbox.entry(event, subject=contact.id, venue_id=contact.venue_id)
+            for event in contact.collect_events()
+        ]
+
+    async def add(self, contact: Contact) -> bool:
+        """Insert with its events; ``False`` when the venue has a contact with this email."""
+        try:
+            await self._outbox.insert(self.collection, to_document(contact), self._entries(contact))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def save(self, contact: Contact) -> bool:
+        """Write state and events unless someone saved since it was read (then ``False``)."""
+        entries = self._entries(contact)
+        state = to_document(contact)
+        del state["_id"]
+        state["version"] = contact.version + 1
+        try:
+            result = await self._outbox.update(
+                self.collection,
+                {"_id": contact.id, "venueId": contact.venue_id, "version": contact.version},
+                {"$set": state},
+                entries,
+            )
+        except DuplicateKeyError:
+            raise EmailTaken(contact.email) from None
+        if result.matched_count != 1:
+            return False
+        contact.version += 1
+        return True
+
+    async def get(self, venue_id: str, contact_id: str) -> Contact | None:
+        document = await self.collection.find_one(
+            venue_scoped(venue_id, {"_id": contact_id}), READ_FIELDS
+        )
+        return from_document(document) if document is not None else None
+
+    async def by_email(self, venue_id: str, email: str) -> Contact | None:
+        document = await self.collection.find_one(
+            venue_scoped(venue_id, {"emailKey": email}), READ_FIELDS
+        )
+        return from_document(document) if document is not None else None
+
+    async def page(
+        self, venue_id: str, where: ContactFilter, sort: str, limit: int, cursor: str | None
+    ) -> tuple[list[Contact], str | None]:
+        page: Page = await find_page(
+            self.collection,
+            where.query(venue_id),
+            PageRequest(sort=SORTS[sort], limit=limit, cursor=cursor),
+            READ_FIELDS,
+        )
+        return [from_document(document) for document in page.items], page.next_cursor
+
+    async def explain(self, venue_id: str, where: ContactFilter, sort: str) -> Document:
+        """The store's plan for a listing query (tests prove it uses an index)."""
+        return await self._store.db.command(
+            "explain",
+            {
+                "find": COLLECTION,
+                "filter": where.query(venue_id),
+                "sort": dict(PageRequest(sort=SORTS[sort]).keys()),
+                "limit": 51,
+            },
+        )
+
+
+class EmailTaken(Exception):
+    def __init__(self, email: str) -> None:
+        super().__init__(email)
+        self.email = email
