@@ -2,6 +2,9 @@
 
 from contacts.leads import api as leads_api
 from contacts.leads import repository as leads_repository
+from contacts.subscriptions import subscriptions
+from contacts.timeline import api as timeline_api
+from contacts.timeline import repository as timeline_repository
 from contacts.users import api as users_api
 from contacts.users import repository as users_repository
 from gala.app import ServiceDefinition
@@ -11,8 +14,9 @@ service = ServiceDefinition(
     name="contacts",
     port=8001,
     description="Leads, their heat, and the people directory: staff and clients with roles.",
-    routers=[leads_api.router, users_api.router, users_api.internal_router],
+    routers=[timeline_api.router, leads_api.router, users_api.router, users_api.internal_router],
     publishes=[*CONTACT_EVENTS, *USER_EVENTS],
-    indexes=[*leads_repository.INDEXES, *users_repository.INDEXES],
+    subscriptions=subscriptions,
+    indexes=[*leads_repository.INDEXES, *timeline_repository.INDEXES, *users_repository.INDEXES],
     outbox_collections=[leads_repository.COLLECTION, users_repository.COLLECTION],
 )

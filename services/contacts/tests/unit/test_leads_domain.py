@@ -187,7 +187,10 @@ def test_applying_the_same_opportunity_twice_changes_nothing_more():
 
 def test_engagement_heats_with_caps():
     contact = new()
-    contact.record_engagement(messages=3, signed=1, paid=5, now=NOW)
+    contact.set_engagement(messages=3, signed=1, paid=5, now=NOW)
+    contact.collect_events()
+    contact.set_engagement(messages=3, signed=1, paid=5, now=NOW)
+    assert contact.collect_events() == []  # the same counts again: nothing
     rules = {r.rule: r.points for r in contact.heat_reasons}
     assert rules == {"source": 5, "messages": 6, "signed": 10, "paid": 15}
 
@@ -198,7 +201,7 @@ def test_heat_never_exceeds_100():
         opportunity(event_date=NOW + timedelta(days=3), guest_count=500, value=Decimal(90000)),
         NOW,
     )
-    contact.record_engagement(messages=50, signed=5, paid=5, now=NOW)
+    contact.set_engagement(messages=50, signed=5, paid=5, now=NOW)
     assert contact.lead_heat == 100
 
 

@@ -59,9 +59,9 @@ def test_user_event_payloads_are_camel_case_json_with_what_consumers_need():
 
 
 def test_the_service_declares_what_it_publishes_and_stores():
-    assert set(service.publishes) == set(USER_EVENTS)
+    assert set(USER_EVENTS) <= set(service.publishes)
     assert "gala.contacts.user" in service.topics()
-    assert service.outbox_collections == ["users"]
+    assert "users" in service.outbox_collections
     users = {index.index_name: index for index in service.indexes if index.collection == "users"}
     assert [k for k, _ in users["users_auth_subject"].keys] == ["authSubject"]
     assert users["users_auth_subject"].unique

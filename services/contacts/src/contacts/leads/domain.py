@@ -297,14 +297,15 @@ class Contact:
             self._set_status(ContactStatus.LEAD, now)
         self._recompute_heat(now)
 
-    def record_engagement(
-        self, *, messages: int = 0, signed: int = 0, paid: int = 0, now: datetime
-    ) -> None:
+    def set_engagement(self, *, messages: int, signed: int, paid: int, now: datetime) -> None:
+        """The client's engagement so far, counted from the contact's timeline.
+
+        Absolute counts, not increments: applying the same counts again changes nothing,
+        so a redelivered event cannot count twice.
+        """
         if self.erased:
             return
-        self.client_messages += messages
-        self.documents_signed += signed
-        self.payments_paid += paid
+        self.client_messages, self.documents_signed, self.payments_paid = messages, signed, paid
         self._recompute_heat(now)
 
     # --- erasure ----------------------------------------------------------------------

@@ -134,16 +134,21 @@ class ContactService:
             event.venue_id, event.contact_id, lambda c: c.apply_opportunity(event, self._clock())
         )
 
-    async def record_engagement(
-        self, venue_id: str, contact_id: str, *, messages: int = 0, signed: int = 0, paid: int = 0
+    async def set_engagement(
+        self, venue_id: str, contact_id: str, *, messages: int, signed: int, paid: int
     ) -> None:
         await self._change_if_present(
             venue_id,
             contact_id,
-            lambda c: c.record_engagement(
+            lambda c: c.set_engagement(
                 messages=messages, signed=signed, paid=paid, now=self._clock()
             ),
         )
+
+    async def exists(self, venue_id: str, contact_id: str) -> bool:
+        """Whether the venue has this contact, not erased (events about others are ignored)."""
+        contact = await self._contacts.get(venue_id, contact_id)
+        return contact is not None and not contact.erased
 
     # --- internals --------------------------------------------------------------------
 

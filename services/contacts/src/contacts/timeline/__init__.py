@@ -1,0 +1,1 @@
+"""A contact's history across services, built from the events that concern it."""
