@@ -14,6 +14,7 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import json_util
@@ -141,3 +142,9 @@ async def find_page(
         items = items[: request.limit]
         next_cursor = encode_cursor([_value(items[-1], key) for key, _ in keys])
     return Page(items=items, next_cursor=next_cursor)
+
+
+def utc_now() -> datetime:
+    """Now, in UTC, to the millisecond: what the store keeps of a datetime."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
@@ -17,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
 from gala.app import Runtime
+from gala.events.envelope import Envelope
 from gala.events.topics import partition_count
 from gala.identity import IDENTITY_HEADER, Principal
 
@@ -136,3 +138,61 @@ def _started(server: uvicorn.Server, task: asyncio.Task[None]) -> Callable[[], A
         return bool(server.started)
 
     return probe
+
+
+@dataclass
+class TopicTail:
+    """What is published on a topic from now on (not before), by subject.
+
+    Service topics are shared by every test and run, so tests read from the end.
+    """
+
+    bootstrap: str
+    topic: str
+    consumer: AIOKafkaConsumer | None = None
+    records: list[ConsumerRecord[bytes, bytes]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        partitions = [
+            TopicPartition(self.topic, n)
+            for n in range(await partition_count(self.bootstrap, self.topic))
+        ]
+        assert partitions, f"{self.topic} does not exist"
+        consumer.assign(partitions)
+        for partition, offset in (await consumer.end_offsets(partitions)).items():
+            consumer.seek(partition, offset)
+        self.consumer = consumer
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+    async def _poll(self, timeout_ms: int = 200) -> None:
+        assert self.consumer is not None
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms)
+        for batch in batches.values():
+            self.records.extend(batch)
+
+    def of(self, subject: str) -> list[tuple[ConsumerRecord[bytes, bytes], Envelope]]:
+        found = []
+        for record in self.records:
+            envelope = Envelope.from_kafka(record.headers, record.value)
+            if envelope.subject == subject:
+                found.append((record, envelope))
+        return found
+
+    async def wait_for(
+        self, subject: str, count: int, timeout: float = 20.0
+    ) -> list[tuple[ConsumerRecord[bytes, bytes], Envelope]]:
+        """The first ``count`` events about ``subject``, in the order they were published."""
+        deadline = time.monotonic() + timeout
+        while len(self.of(subject)) < count and time.monotonic() < deadline:
+            await self._poll()
+        found = self.of(subject)
+        assert len(found) >= count, f"{len(found)} of {count} events about {subject} arrived"
+        return found[:count]
+
+    async def types(self, subject: str, count: int) -> list[str]:
+        return [envelope.type for _, envelope in await self.wait_for(subject, count)]

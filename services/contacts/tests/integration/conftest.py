@@ -7,25 +7,21 @@ where it ended when the test began: the topic is shared by every run and test.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from fastapi import FastAPI
 
 from contacts.bootstrap import service
 from gala.app import ProcessRole, Runtime, create_app
 from gala.contracts.contacts import USER_TOPIC
-from gala.events import Envelope
-from gala.events.topics import partition_count
 from gala.identity import IDENTITY_HEADER, Principal, Role
 from gala.settings import Settings
-from gala.testing import identity_headers, serving, unique_name
+from gala.testing import TopicTail, identity_headers, serving, unique_name
 
 
 @dataclass
@@ -85,61 +81,6 @@ async def contacts(infra: Settings) -> AsyncIterator[Contacts]:
     store = Runtime(service, settings, ProcessRole.API).store
     await store.client.drop_database(settings.database_name(service.name))
     await store.close()
-
-
-@dataclass
-class TopicTail:
-    """What is published on a topic after a point in time, by subject."""
-
-    bootstrap: str
-    topic: str
-    consumer: AIOKafkaConsumer | None = None
-    records: list[ConsumerRecord[bytes, bytes]] = field(default_factory=list)
-
-    async def start(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        partitions = [
-            TopicPartition(self.topic, n)
-            for n in range(await partition_count(self.bootstrap, self.topic))
-        ]
-        assert partitions, f"{self.topic} does not exist"
-        consumer.assign(partitions)
-        for partition, offset in (await consumer.end_offsets(partitions)).items():
-            consumer.seek(partition, offset)
-        self.consumer = consumer
-
-    async def stop(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-
-    async def _poll(self, timeout_ms: int = 200) -> None:
-        assert self.consumer is not None
-        batches = await self.consumer.getmany(timeout_ms=timeout_ms)
-        for batch in batches.values():
-            self.records.extend(batch)
-
-    def of(self, subject: str) -> list[tuple[ConsumerRecord[bytes, bytes], Envelope]]:
-        found = []
-        for record in self.records:
-            envelope = Envelope.from_kafka(record.headers, record.value)
-            if envelope.subject == subject:
-                found.append((record, envelope))
-        return found
-
-    async def wait_for(
-        self, subject: str, count: int, timeout: float = 20.0
-    ) -> list[tuple[ConsumerRecord[bytes, bytes], Envelope]]:
-        """The first ``count`` events about ``subject``, in the order they were published."""
-        deadline = time.monotonic() + timeout
-        while len(self.of(subject)) < count and time.monotonic() < deadline:
-            await self._poll()
-        found = self.of(subject)
-        assert len(found) >= count, f"{len(found)} of {count} events about {subject} arrived"
-        return found[:count]
-
-    async def types(self, subject: str, count: int) -> list[str]:
-        return [envelope.type for _, envelope in await self.wait_for(subject, count)]
 
 
 @pytest.fixture

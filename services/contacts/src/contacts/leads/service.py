@@ -8,8 +8,10 @@ another change is recomputed from a fresh read, a few times.
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from contacts.leads.domain import (
@@ -25,16 +27,13 @@ from gala.contracts.contacts import ContactStatus, LeadSource
 from gala.contracts.pipeline import OpportunityEvent
 from gala.errors import Forbidden
 from gala.identity import Principal, Role
+from gala.store import utc_now
 
-SAVE_ATTEMPTS = 5
+SAVE_ATTEMPTS = 10
 CONTACT_ROLES = frozenset({Role.ADMIN, Role.SALES})
 ERASE_ROLES = frozenset({Role.ADMIN})
 
 Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def ensure_role(principal: Principal, roles: frozenset[Role], doing: str) -> None:
@@ -168,22 +167,29 @@ class ContactService:
     async def _change(
         self, venue_id: str, contact_id: str, change: Callable[[Contact], None]
     ) -> Contact:
-        for _ in range(SAVE_ATTEMPTS):
+        for attempt in range(SAVE_ATTEMPTS):
             contact = await self._load(venue_id, contact_id)
             change(contact)
             if await self._save(contact):
                 return contact
+            await _back_off(attempt)
         raise ContactChangedConcurrently()
 
     async def _change_if_present(
         self, venue_id: str, contact_id: str, change: Callable[[Contact], None]
     ) -> None:
         """Apply an event's change; an unknown contact (of this venue) is ignored."""
-        for _ in range(SAVE_ATTEMPTS * 4):
+        for attempt in range(SAVE_ATTEMPTS * 2):
             contact = await self._contacts.get(venue_id, contact_id)
             if contact is None:
                 return
             change(contact)
             if await self._save(contact):
                 return
+            await _back_off(attempt)
         raise ContactChangedConcurrently()
+
+
+async def _back_off(attempt: int) -> None:
+    """A short, jittered pause before recomputing a change that lost a race."""
+    await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
