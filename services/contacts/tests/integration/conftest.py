@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,13 @@ from gala.app import ProcessRole, Runtime, create_app
 from gala.contracts.contacts import USER_TOPIC
 from gala.identity import IDENTITY_HEADER, Principal, Role
 from gala.settings import Settings
-from gala.testing import TopicTail, identity_headers, serving, unique_name
+from gala.testing import (
+    TopicTail,
+    identity_headers,
+    serving,
+    unique_name,
+    wait_until_assigned,
+)
 
 
 @dataclass
@@ -72,15 +79,31 @@ class Contacts:
         return user, Principal(user_id=user["id"], venue_id=admin.venue_id, role=user["role"])
 
 
-@pytest.fixture(scope="module")
-async def contacts(infra: Settings) -> AsyncIterator[Contacts]:
+@asynccontextmanager
+async def running(infra: Settings, role: ProcessRole) -> AsyncIterator[Contacts]:
+    """The service on a database of its own, dropped afterwards."""
     settings = infra.model_copy(update={"mongo_database": unique_name("gala_contacts_")})
-    app = create_app(service, ProcessRole.API, settings)
+    app = create_app(service, role, settings)
     async with serving(app) as client:
+        if role.consumes:
+            await wait_until_assigned(app.state.runtime)
         yield Contacts(app, client)
     store = Runtime(service, settings, ProcessRole.API).store
     await store.client.drop_database(settings.database_name(service.name))
     await store.close()
+
+
+@pytest.fixture(scope="module")
+async def contacts(infra: Settings) -> AsyncIterator[Contacts]:
+    async with running(infra, ProcessRole.API) as running_contacts:
+        yield running_contacts
+
+
+@pytest.fixture(scope="module")
+async def contacts_worker(infra: Settings) -> AsyncIterator[Contacts]:
+    """The service in the ``all`` role: its API and its event consumers."""
+    async with running(infra, ProcessRole.ALL) as running_contacts:
+        yield running_contacts
 
 
 @pytest.fixture
