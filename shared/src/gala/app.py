@@ -18,6 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -26,7 +27,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 
 from gala.errors import install_problem_handlers
 from gala.events.bus import EnvelopePublisher, make_broker
-from gala.events.consumer import EventConsumer, RetryPolicy, Subscriptions
+from gala.events.consumer import PROCESSED_INDEX, EventConsumer, RetryPolicy, Subscriptions
 from gala.events.model import Event
 from gala.events.outbox import Outbox, OutboxRelay
 from gala.events.topics import dead_letter_topic, ensure_topics
@@ -141,7 +142,9 @@ class Runtime:
 
     async def _start(self) -> None:
         settings = self.settings
-        await self.store.ensure_indexes([*self.definition.indexes, *self.relay.indexes])
+        await self.store.ensure_indexes(
+            [*self.definition.indexes, *self.relay.indexes, PROCESSED_INDEX]
+        )
         await ensure_topics(
             settings.kafka_bootstrap,
             self.definition.topics(),
@@ -152,6 +155,12 @@ class Runtime:
             self.consumer.attach(self.broker)
         await self.broker.start()
         self.relay.start()
+        if self.consumer is not None:
+            prune = self.consumer.prune_processed(
+                timedelta(days=settings.processed_event_retention_days),
+                settings.processed_event_prune_interval_seconds,
+            )
+            self._background.append(asyncio.create_task(prune, name="gala-prune-processed"))
         if self.role.consumes:
             for loop in self.definition.background:
                 self._background.append(asyncio.create_task(loop(self), name=loop.__qualname__))

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     consumer_backoff_initial_seconds: float = Field(default=0.2, ge=0)
     consumer_backoff_max_seconds: float = Field(default=5.0, ge=0)
 
+    # Processed-event records (idempotent consumers) are kept this long: well past the
+    # broker's retention, so no redelivery can find its record gone.
+    processed_event_retention_days: float = Field(default=30.0, gt=0)
+    processed_event_prune_interval_seconds: float = Field(default=3600.0, gt=0)
+
     # How long in-flight handlers may finish at shutdown before they are cancelled
     # (a cancelled handler commits nothing: its message is delivered again).
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)

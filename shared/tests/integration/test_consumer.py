@@ -4,7 +4,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kernel_samples import WidgetKit, settings_for
@@ -178,5 +178,19 @@ async def _publish_one(kit: WidgetKit, infra, database: str, event: Envelope) ->
     await runtime.start()
     try:
         await runtime.publisher.publish(kit.topic, event)
+    finally:
+        await runtime.stop()
+
+
+async def test_processed_records_are_pruned_after_their_retention(infra):
+    kit = WidgetKit(unique_name())
+    runtime = await worker(kit, infra)
+    try:
+        await runtime.publisher.publish(kit.topic, envelope(kit, "w-1"))
+        await eventually(lambda: _equals(count_of(runtime, "w-1"), 1))
+        consumer = runtime.consumer
+        assert consumer is not None
+        assert await consumer.forget_processed_before(datetime.now(UTC) - timedelta(days=1)) == 0
+        assert await consumer.forget_processed_before(datetime.now(UTC) + timedelta(seconds=1)) == 1
     finally:
         await runtime.stop()

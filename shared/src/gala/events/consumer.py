@@ -25,7 +25,7 @@ import random
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from aiokafka import ConsumerRecord, TopicPartition
@@ -45,12 +45,13 @@ from gala.events.envelope import Envelope, MalformedEnvelope
 from gala.events.model import Event, UnknownEventType, registry
 from gala.events.outbox import Outbox
 from gala.events.topics import consumer_group, dead_letter_topic
-from gala.store import Store
+from gala.store import Index, Store
 from gala.tracing import context_from_traceparent, tracer
 
 log = logging.getLogger(__name__)
 
 PROCESSED = "processed_events"
+PROCESSED_INDEX = Index(PROCESSED, [("processedAt", 1)], name="processed_at")
 E = TypeVar("E", bound=Event)
 
 
@@ -166,6 +167,22 @@ class EventConsumer:
         )
         subscriber(on_message)
         self.subscriber = subscriber
+
+    async def forget_processed_before(self, cutoff: datetime) -> int:
+        """Drop processed-event records older than ``cutoff`` (long past any redelivery)."""
+        result = await self.store[PROCESSED].delete_many({"processedAt": {"$lt": cutoff}})
+        return result.deleted_count
+
+    async def prune_processed(self, retention: timedelta, every_seconds: float) -> None:
+        """Keep the processed-event records bounded; runs for as long as the consumer."""
+        while True:
+            try:
+                await self.forget_processed_before(datetime.now(UTC) - retention)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("pruning processed-event records failed")
+            await asyncio.sleep(every_seconds)
 
     def assignment(self) -> set[TopicPartition]:
         consumer = getattr(self.subscriber, "consumer", None)
