@@ -1,0 +1,337 @@
+"""The only module that speaks to the store about intake.
+
+- ``intake_keys``: one document per venue (``_id`` is the venue) holding its public
+  website key; a unique index on ``key`` makes a key name one venue only, and the
+  look-up of a key reads this document, so a rotated key stops working at once.
+- ``intake_meta_pages``: one document per Facebook/Instagram page (``_id`` is the page
+  id) naming the venue that receives its leads; ``_id`` makes a page one venue's only.
+- ``intake_rate_windows``: a counter per (venue, client address, minute), incremented
+  with one atomic upsert, so the limit holds across replicas; a window that ended is
+  deleted by the first submission of a later window (the store has no TTL indexes).
+- ``intake_meta_leads``: one document per Meta lead (``_id`` is the leadgen id, so a
+  redelivered webhook adds nothing), with its state; workers claim a due lead by
+  pushing its ``nextAttemptAt`` past a lease and stamping a claim token, so two
+  replicas never work on one lead at once and a crashed worker's claim runs out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from contacts.intake.domain import LeadgenNotice, LeadState, PageTaken, RateWindow
+from gala.contracts.contacts import LeadSource
+from gala.store import Document, Index, Store
+
+KEYS = "intake_keys"
+PAGES = "intake_meta_pages"
+RATE_WINDOWS = "intake_rate_windows"
+META_LEADS = "intake_meta_leads"
+
+INDEXES: Sequence[Index] = (
+    Index(KEYS, [("key", ASCENDING)], unique=True, name="intake_keys_key"),
+    Index(PAGES, [("venueId", ASCENDING)], name="intake_pages_venue"),
+    Index(RATE_WINDOWS, [("endsAt", ASCENDING)], name="intake_rate_ends"),
+    Index(
+        META_LEADS,
+        [("state", ASCENDING), ("nextAttemptAt", ASCENDING)],
+        name="intake_meta_leads_due",
+    ),
+)
+
+_WRITE_ATTEMPTS = 3
+
+
+def _utc(value: Any) -> datetime:
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class IntakeKey:
+    venue_id: str
+    key: str
+    created_at: datetime
+    rotated_at: datetime | None
+
+    @classmethod
+    def of(cls, document: Mapping[str, Any]) -> IntakeKey:
+        rotated = document.get("rotatedAt")
+        return cls(
+            venue_id=document["_id"],
+            key=document["key"],
+            created_at=_utc(document["createdAt"]),
+            rotated_at=_utc(rotated) if rotated is not None else None,
+        )
+
+
+class IntakeRepository:
+    """Venue keys, page mappings and submission counters."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @property
+    def _keys(self) -> AsyncCollection[Document]:
+        return self._store[KEYS]
+
+    @property
+    def _pages(self) -> AsyncCollection[Document]:
+        return self._store[PAGES]
+
+    @property
+    def _windows(self) -> AsyncCollection[Document]:
+        return self._store[RATE_WINDOWS]
+
+    # --- keys -----------------------------------------------------------------------
+
+    async def key_of(self, venue_id: str, new_key: str, now: datetime) -> IntakeKey:
+        """The venue's key; ``new_key`` becomes it if the venue has none yet."""
+        for _ in range(_WRITE_ATTEMPTS):
+            document = await self._keys.find_one({"_id": venue_id})
+            if document is not None:
+                return IntakeKey.of(document)
+            try:
+                await self._keys.insert_one({"_id": venue_id, "key": new_key, "createdAt": now})
+            except DuplicateKeyError:
+                continue  # created meanwhile by another request: read it
+        raise RuntimeError("the venue's intake key could not be read or created")
+
+    async def rotate(self, venue_id: str, new_key: str, now: datetime) -> IntakeKey:
+        """Replace the venue's key by ``new_key``: the old one stops working now."""
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                document = await self._keys.find_one_and_update(
+                    {"_id": venue_id},
+                    {
+                        "$set": {"key": new_key, "rotatedAt": now},
+                        "$setOnInsert": {"createdAt": now},
+                    },
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:
+                if attempt + 1 == _WRITE_ATTEMPTS:
+                    raise
+                continue  # a concurrent first key: rotate that one
+            assert document is not None
+            return IntakeKey.of(document)
+        raise AssertionError("unreachable")
+
+    async def venue_of_key(self, key: str) -> str | None:
+        document = await self._keys.find_one({"key": key}, {"_id": 1})
+        return None if document is None else str(document["_id"])
+
+    # --- submission counters -----------------------------------------------------------
+
+    async def count_submission(
+        self, venue_id: str, address: str, window: RateWindow, now: datetime
+    ) -> int:
+        """Count one submission in ``window``; answers the window's count including it."""
+        document: Document | None = None
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                document = await self._windows.find_one_and_update(
+                    {"_id": f"{venue_id}|{address}|{window.index}"},
+                    {
+                        "$inc": {"count": 1},
+                        "$setOnInsert": {
+                            "venueId": venue_id,
+                            "address": address,
+                            "endsAt": window.ends_at,
+                        },
+                    },
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+                break
+            except DuplicateKeyError:
+                # two first submissions raced to insert the window: the loser increments
+                if attempt + 1 == _WRITE_ATTEMPTS:
+                    raise
+        assert document is not None
+        count = int(document["count"])
+        if count == 1:
+            # a window's first submission sweeps the ended ones (no TTL indexes here)
+            await self._windows.delete_many({"endsAt": {"$lte": now}})
+        return count
+
+    # --- Meta pages ---------------------------------------------------------------------
+
+    async def pages_of(self, venue_id: str) -> list[str]:
+        documents = await self._pages.find({"venueId": venue_id}, {"_id": 1}).to_list()
+        return sorted(str(document["_id"]) for document in documents)
+
+    async def map_pages(self, venue_id: str, pages: Sequence[str], now: datetime) -> None:
+        """Make ``pages`` the venue's pages exactly; :class:`PageTaken` changes nothing.
+
+        Without multi-document transactions: refuse first if another venue holds one;
+        should one be taken in between, the pages this call added are removed again.
+        """
+        held = await self._pages.find(
+            {"_id": {"$in": list(pages)}, "venueId": {"$ne": venue_id}}, {"_id": 1}
+        ).to_list()
+        if held:
+            raise PageTaken(sorted(str(document["_id"]) for document in held))
+        added: list[str] = []
+        for page in pages:
+            for _ in range(_WRITE_ATTEMPTS):
+                try:
+                    await self._pages.insert_one(
+                        {"_id": page, "venueId": venue_id, "mappedAt": now}
+                    )
+                    added.append(page)
+                    break
+                except DuplicateKeyError:
+                    owner = await self._pages.find_one({"_id": page})
+                    if owner is None:
+                        continue  # released meanwhile: try again
+                    if owner["venueId"] == venue_id:
+                        break  # ours already
+                    await self._pages.delete_many({"_id": {"$in": added}, "venueId": venue_id})
+                    raise PageTaken([page]) from None
+        await self._pages.delete_many({"venueId": venue_id, "_id": {"$nin": list(pages)}})
+
+    async def venue_of_pages(self, candidates: Sequence[str]) -> tuple[str, str] | None:
+        """The venue that mapped the first of ``candidates`` mapped at all, and that page."""
+        if not candidates:
+            return None
+        documents = await self._pages.find({"_id": {"$in": list(candidates)}}).to_list()
+        owners = {str(document["_id"]): str(document["venueId"]) for document in documents}
+        for page in candidates:
+            if page in owners:
+                return owners[page], page
+        return None
+
+
+@dataclass(frozen=True)
+class ClaimedLead:
+    """A pending Meta lead this worker holds until its lease runs out."""
+
+    leadgen_id: str
+    venue_id: str
+    source: LeadSource
+    attempts: int
+    claim: str
+
+
+class MetaLeadRepository:
+    """Meta leads from their webhook to their contact."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @property
+    def _leads(self) -> AsyncCollection[Document]:
+        return self._store[META_LEADS]
+
+    async def record(
+        self, notice: LeadgenNotice, routed: tuple[str, str] | None, now: datetime
+    ) -> bool:
+        """Keep a lead the webhook announced; ``False`` if it is known already."""
+        venue_id, page_id = routed if routed is not None else (None, None)
+        try:
+            await self._leads.insert_one(
+                {
+                    "_id": notice.leadgen_id,
+                    "source": notice.source.value,
+                    "pageId": notice.page_id,
+                    "entryId": notice.entry_id,
+                    "formId": notice.form_id,
+                    "adId": notice.ad_id,
+                    "createdTime": notice.created_time,
+                    "venueId": venue_id,
+                    "routedPageId": page_id,
+                    "state": (LeadState.PENDING if routed else LeadState.UNROUTABLE).value,
+                    "attempts": 0,
+                    "nextAttemptAt": now,
+                    "claim": None,
+                    "lastError": None,
+                    "contactId": None,
+                    "receivedAt": now,
+                    "updatedAt": now,
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def route_unroutable(self, venue_id: str, pages: Sequence[str], now: datetime) -> int:
+        """Send the unroutable leads of ``pages`` (now the venue's) to the venue."""
+        result = await self._leads.update_many(
+            {
+                "state": LeadState.UNROUTABLE.value,
+                "$or": [{"pageId": {"$in": list(pages)}}, {"entryId": {"$in": list(pages)}}],
+            },
+            {
+                "$set": {
+                    "state": LeadState.PENDING.value,
+                    "venueId": venue_id,
+                    "attempts": 0,
+                    "nextAttemptAt": now,
+                    "updatedAt": now,
+                }
+            },
+        )
+        return result.modified_count
+
+    async def claim(self, now: datetime, lease: timedelta) -> ClaimedLead | None:
+        """Take the most overdue pending lead for ``lease`` (counting one more attempt)."""
+        token = uuid.uuid4().hex
+        document = await self._leads.find_one_and_update(
+            {"state": LeadState.PENDING.value, "nextAttemptAt": {"$lte": now}},
+            {
+                "$set": {"claim": token, "nextAttemptAt": now + lease, "updatedAt": now},
+                "$inc": {"attempts": 1},
+            },
+            sort=[("nextAttemptAt", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        if document is None:
+            return None
+        return ClaimedLead(
+            leadgen_id=str(document["_id"]),
+            venue_id=str(document["venueId"]),
+            source=LeadSource(document["source"]),
+            attempts=int(document["attempts"]),
+            claim=token,
+        )
+
+    async def _settle(self, lead: ClaimedLead, changes: Document) -> bool:
+        """Apply ``changes`` if the claim still holds (``False``: it ran out, let go)."""
+        result = await self._leads.update_one(
+            {"_id": lead.leadgen_id, "claim": lead.claim, "state": LeadState.PENDING.value},
+            {"$set": {**changes, "claim": None}},
+        )
+        return result.matched_count == 1
+
+    async def complete(self, lead: ClaimedLead, contact_id: str, now: datetime) -> bool:
+        return await self._settle(
+            lead,
+            {
+                "state": LeadState.DONE.value,
+                "contactId": contact_id,
+                "lastError": None,
+                "updatedAt": now,
+            },
+        )
+
+    async def retry_at(self, lead: ClaimedLead, at: datetime, error: str, now: datetime) -> bool:
+        return await self._settle(
+            lead, {"nextAttemptAt": at, "lastError": error[:1000], "updatedAt": now}
+        )
+
+    async def fail(self, lead: ClaimedLead, error: str, now: datetime) -> bool:
+        return await self._settle(
+            lead, {"state": LeadState.FAILED.value, "lastError": error[:1000], "updatedAt": now}
+        )
+
+    async def get(self, leadgen_id: str) -> Document | None:
+        return await self._leads.find_one({"_id": leadgen_id})

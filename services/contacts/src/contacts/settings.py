@@ -1,0 +1,52 @@
+"""The contacts service's own settings (prefix ``GALA_``), on top of the shared ones."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from gala.settings import Settings
+
+META_GRAPH_URL = "https://graph.facebook.com/v19.0"
+
+
+class ContactsSettings(Settings):
+    # Website intake (POST /api/v1/intake/{venueKey}).
+    intake_rate_limit_per_minute: int = Field(
+        default=10, ge=1, description="Submissions per venue form and client address per minute."
+    )
+    intake_max_body_bytes: int = Field(default=65_536, ge=1024)
+    intake_trusted_proxies: int = Field(
+        default=1,
+        ge=0,
+        description=(
+            "How many proxies at the end of X-Forwarded-For are ours: the gateway appends"
+            " the address it saw (1); add one per load balancer in front of the gateway."
+            " 0 ignores the header and uses the socket peer."
+        ),
+    )
+
+    # Meta (Facebook/Instagram) lead ads (GET/POST /api/v1/intake/meta).
+    meta_verify_token: SecretStr | None = Field(
+        default=None, description="The token Meta echoes in the subscription handshake."
+    )
+    meta_app_secret: SecretStr | None = Field(
+        default=None, description="Signs webhook payloads (X-Hub-Signature-256)."
+    )
+    meta_page_access_token: SecretStr | None = Field(
+        default=None, description="Reads leads from the Graph API."
+    )
+    meta_graph_url: str = META_GRAPH_URL
+    meta_graph_timeout_seconds: float = Field(default=10.0, gt=0)
+    meta_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    meta_lead_max_attempts: int = Field(default=8, ge=1)
+    meta_lead_backoff_initial_seconds: float = Field(default=5.0, ge=0)
+    meta_lead_backoff_max_seconds: float = Field(default=900.0, ge=0)
+    meta_lead_lease_seconds: float = Field(default=60.0, gt=0)
+    meta_lead_poll_interval_seconds: float = Field(default=2.0, gt=0)
+
+
+def contacts_settings(settings: Settings) -> ContactsSettings:
+    """``settings`` as the contacts service's own (the rest from the environment)."""
+    if isinstance(settings, ContactsSettings):
+        return settings
+    return ContactsSettings(**dict(settings))
