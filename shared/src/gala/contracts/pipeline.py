@@ -38,6 +38,9 @@ class OpportunityEvent(Event):
     guest_count: int | None = None
     requires_catering: bool = False
     room_assignment: str | None = None
+    # Added (optional, additive): the stage's stable id and the assigned room's name.
+    stage_id: str | None = None
+    room_name: str | None = None
 
 
 class OpportunityCreated(

@@ -1,0 +1,58 @@
+"""The only module that speaks to the store about the contact projection (``contacts``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from gala.identity import venue_scoped
+from gala.store import Document, Index, Store
+from pipeline.contacts.domain import ContactCopy
+
+COLLECTION = "contacts"
+INDEXES: Sequence[Index] = (Index(COLLECTION, [("venueId", ASCENDING), ("_id", ASCENDING)]),)
+
+
+class ContactCopyRepository:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @property
+    def collection(self) -> AsyncCollection[Document]:
+        return self._store[COLLECTION]
+
+    async def get(self, venue_id: str, contact_id: str) -> ContactCopy | None:
+        d = await self.collection.find_one(venue_scoped(venue_id, {"_id": contact_id}))
+        if d is None:
+            return None
+        return ContactCopy(
+            d["_id"], d["venueId"], d.get("name"), bool(d["erased"]), d["asOf"].astimezone(UTC)
+        )
+
+    async def upsert(self, venue_id: str, contact_id: str, name: str, as_of: datetime) -> bool:
+        """Keep ``name`` unless the copy is erased or newer; ``True`` if it was written."""
+        try:
+            result = await self.collection.update_one(
+                {
+                    "_id": contact_id,
+                    "venueId": venue_id,
+                    "erased": False,
+                    "asOf": {"$lte": as_of},
+                },
+                {"$set": {"name": name, "asOf": as_of, "erased": False}},
+                upsert=True,
+            )
+        except DuplicateKeyError:
+            return False  # it exists but is erased or newer
+        return result.matched_count == 1 or result.upserted_id is not None
+
+    async def erase(self, venue_id: str, contact_id: str, at: datetime) -> None:
+        await self.collection.update_one(
+            {"_id": contact_id, "venueId": venue_id},
+            {"$set": {"name": None, "erased": True, "asOf": at}},
+            upsert=True,
+        )

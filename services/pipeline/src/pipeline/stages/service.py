@@ -1,0 +1,78 @@
+"""Use cases for a venue's pipeline setup: its stages and its currency."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from gala.identity import Principal
+from gala.store import utc_now
+from pipeline.opportunities.repository import OpportunityRepository
+from pipeline.roles import ADMINS, READERS, WRITERS, ensure_role
+from pipeline.stages.domain import (
+    CurrencyInUse,
+    PipelineSetup,
+    SetupChangedConcurrently,
+    StageDraft,
+    StagesInUse,
+)
+from pipeline.stages.repository import SetupRepository
+
+SAVE_ATTEMPTS = 10
+Clock = Callable[[], datetime]
+
+
+class SetupService:
+    def __init__(
+        self,
+        setups: SetupRepository,
+        opportunities: OpportunityRepository,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._setups = setups
+        self._opportunities = opportunities
+        self._clock = clock
+
+    async def get_stages(self, principal: Principal) -> PipelineSetup:
+        ensure_role(principal, READERS, "see the stages")
+        return await self._setups.get(principal.venue_id)
+
+    async def put_stages(self, principal: Principal, drafts: Sequence[StageDraft]) -> PipelineSetup:
+        ensure_role(principal, WRITERS, "change the stages")
+        venue_id = principal.venue_id
+        for attempt in range(SAVE_ATTEMPTS):
+            setup = await self._setups.get(venue_id)
+            plan = setup.plan(drafts)
+            counts = await self._opportunities.count_open_in(venue_id, list(plan.affected))
+            if counts:
+                raise StagesInUse({plan.affected[sid]: n for sid, n in counts.items()})
+            setup.apply(plan, self._clock())
+            if await self._setups.save(setup):
+                return setup
+            await _back_off(attempt)
+        raise SetupChangedConcurrently()
+
+    async def get_settings(self, principal: Principal) -> PipelineSetup:
+        ensure_role(principal, ADMINS, "see the pipeline settings")
+        return await self._setups.get(principal.venue_id)
+
+    async def put_settings(self, principal: Principal, currency: str) -> PipelineSetup:
+        ensure_role(principal, ADMINS, "change the pipeline settings")
+        venue_id = principal.venue_id
+        for attempt in range(SAVE_ATTEMPTS):
+            setup = await self._setups.get(venue_id)
+            if not setup.change_currency(currency, self._clock()):
+                return setup
+            count = await self._opportunities.count_with_value(venue_id)
+            if count:
+                raise CurrencyInUse(count)
+            if await self._setups.save(setup):
+                return setup
+            await _back_off(attempt)
+        raise SetupChangedConcurrently()
+
+
+async def _back_off(attempt: int) -> None:
+    await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
