@@ -114,6 +114,8 @@ class Runtime:
                 store=self.store,
                 outbox=self.outbox,
                 publisher=self.publisher,
+                group_id=settings.consumer_group,
+                start_from=settings.consumer_start_from,
                 retry=RetryPolicy(
                     settings.consumer_max_attempts,
                     settings.consumer_backoff_initial_seconds,

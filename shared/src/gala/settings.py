@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,12 @@ class Settings(BaseSettings):
     # Topics: partitions bound how far one service's consumers can scale out.
     topic_partitions: int = Field(default=3, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
+
+    # Consumer group: one per service (gala.<service>) unless overridden. A new group reads
+    # each topic from its beginning ("earliest"): nothing published before it joined is
+    # missed. Tests isolate themselves with a group of their own that starts at "latest".
+    consumer_group: str | None = None
+    consumer_start_from: Literal["earliest", "latest"] = "earliest"
 
     # Consumer: bounded retries with exponential backoff, then the dead-letter topic.
     consumer_max_attempts: int = Field(default=5, ge=1)

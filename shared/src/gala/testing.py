@@ -21,8 +21,24 @@ from gala.app import Runtime
 from gala.events.envelope import Envelope
 from gala.events.topics import partition_count
 from gala.identity import IDENTITY_HEADER, Principal
+from gala.settings import Settings
 
 T = TypeVar("T")
+
+
+def isolated(settings: Settings, service: str) -> Settings:
+    """Settings for a test's own instance of ``service``: its own database, and its own
+    consumer group starting at the end of each topic (no other process's events).
+
+    Wait for the partition assignment (``wait_until_assigned``) before publishing.
+    """
+    return settings.model_copy(
+        update={
+            "mongo_database": unique_name(f"gala_{service}_"),
+            "consumer_group": unique_name(f"gala.{service}.test-"),
+            "consumer_start_from": "latest",
+        }
+    )
 
 
 def unique_name(prefix: str = "t") -> str:
@@ -31,7 +47,7 @@ def unique_name(prefix: str = "t") -> str:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], *, timeout: float = 20.0, interval: float = 0.1
+    probe: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.1
 ) -> T:
     """Poll ``probe`` until it answers something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -68,7 +84,7 @@ async def read_topic(
         await consumer.stop()
 
 
-async def wait_until_assigned(runtime: Runtime, timeout: float = 30.0) -> None:
+async def wait_until_assigned(runtime: Runtime, timeout: float = 60.0) -> None:
     """Wait until the service's consumer owns partitions (a new group joins lazily)."""
     consumer = runtime.consumer
     assert consumer is not None, "this runtime consumes nothing"

@@ -25,6 +25,7 @@ from gala.settings import Settings
 from gala.testing import (
     TopicTail,
     identity_headers,
+    isolated,
     serving,
     unique_name,
     wait_until_assigned,
@@ -82,7 +83,7 @@ class Contacts:
 @asynccontextmanager
 async def running(infra: Settings, role: ProcessRole) -> AsyncIterator[Contacts]:
     """The service on a database of its own, dropped afterwards."""
-    settings = infra.model_copy(update={"mongo_database": unique_name("gala_contacts_")})
+    settings = isolated(infra, service.name)
     app = create_app(service, role, settings)
     async with serving(app) as client:
         if role.consumes:

@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -141,6 +141,7 @@ class EventConsumer:
         publisher: EnvelopePublisher,
         retry: RetryPolicy,
         group_id: str | None = None,
+        start_from: Literal["earliest", "latest"] = "earliest",
     ) -> None:
         self.service = service
         self.subscriptions = subscriptions
@@ -149,6 +150,7 @@ class EventConsumer:
         self.publisher = publisher
         self.retry = retry
         self.group_id = group_id or consumer_group(service)
+        self.start_from = start_from
         self.dead_letters = dead_letter_topic(service)
         self.subscriber: LogicSubscriber[Any] | None = None
 
@@ -162,7 +164,7 @@ class EventConsumer:
             *self.subscriptions.topics,
             group_id=self.group_id,
             ack_policy=AckPolicy.MANUAL,
-            auto_offset_reset="earliest",
+            auto_offset_reset=self.start_from,
             title=f"{self.group_id}",
         )
         subscriber(on_message)
