@@ -85,14 +85,12 @@ async def read_topic(
 
 
 async def wait_until_assigned(runtime: Runtime, timeout: float = 60.0) -> None:
-    """Wait until the service's consumer owns partitions (a new group joins lazily)."""
+    """Wait until the service's consumer owns partitions and knows where it reads from
+    (a new group joins lazily): events published after this are consumed."""
     consumer = runtime.consumer
     assert consumer is not None, "this runtime consumes nothing"
 
-    async def assigned() -> bool:
-        return bool(consumer.assignment())
-
-    await eventually(assigned, timeout=timeout, interval=0.1)
+    await eventually(consumer.positioned, timeout=timeout, interval=0.1)
 
 
 @asynccontextmanager

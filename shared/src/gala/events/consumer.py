@@ -190,6 +190,21 @@ class EventConsumer:
         consumer = getattr(self.subscriber, "consumer", None)
         return set(consumer.assignment()) if consumer is not None else set()
 
+    async def positioned(self) -> bool:
+        """Whether partitions are assigned and each one's read position is known: from
+        then on, anything published is consumed (a group starting at "latest" resolves
+        its positions only after the assignment)."""
+        consumer = getattr(self.subscriber, "consumer", None)
+        partitions = self.assignment()
+        if consumer is None or not partitions:
+            return False
+        try:
+            for partition in partitions:
+                await asyncio.wait_for(consumer.position(partition), 5)
+        except (KafkaError, TimeoutError):
+            return False  # reassigned meanwhile, or not yet known: ask again
+        return True
+
     async def handle_message(self, message: KafkaMessage) -> None:
         record = message.raw_message
         assert isinstance(record, ConsumerRecord)
