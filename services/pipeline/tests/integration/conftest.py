@@ -22,7 +22,14 @@ from gala.app import ProcessRole, Runtime, create_app
 from gala.contracts.pipeline import OPPORTUNITY_TOPIC
 from gala.identity import Principal, Role
 from gala.settings import Settings
-from gala.testing import TopicTail, identity_headers, serving, unique_name, wait_until_assigned
+from gala.testing import (
+    TopicTail,
+    identity_headers,
+    isolated,
+    serving,
+    unique_name,
+    wait_until_assigned,
+)
 from pipeline.bootstrap import service
 from pipeline.contacts.repository import ContactCopyRepository
 
@@ -76,7 +83,7 @@ async def running(settings: Settings, role: ProcessRole) -> AsyncIterator[Pipeli
 
 @asynccontextmanager
 async def own_database(infra: Settings) -> AsyncIterator[Settings]:
-    settings = infra.model_copy(update={"mongo_database": unique_name("gala_pipeline_")})
+    settings = isolated(infra, service.name)
     try:
         yield settings
     finally:
