@@ -5,6 +5,7 @@ from contacts.intake import repository as intake_repository
 from contacts.intake import service as intake_service
 from contacts.leads import api as leads_api
 from contacts.leads import repository as leads_repository
+from contacts.leads import transfer_api
 from contacts.settings import ContactsSettings
 from contacts.subscriptions import subscriptions
 from contacts.timeline import api as timeline_api
@@ -22,6 +23,7 @@ service = ServiceDefinition(
         # intake before leads: /api/v1/contacts/{contact_id} would capture its admin paths
         intake_api.admin_router,
         intake_api.public_router,
+        transfer_api.router,
         timeline_api.router,
         leads_api.router,
         users_api.router,

@@ -263,6 +263,47 @@ class ContactRepository:
             },
         )
 
+    # --- bulk (the CSV import) -----------------------------------------------------------
+
+    async def by_emails(self, venue_id: str, emails: Sequence[str]) -> dict[str, Contact]:
+        """The venue's contacts with these normalised emails (erased ones not), in one query."""
+        if not emails:
+            return {}
+        cursor = self.collection.find(
+            venue_scoped(venue_id, {"emailKey": {"$in": list(emails)}}), READ_FIELDS
+        )
+        return {document["emailKey"]: from_document(document) async for document in cursor}
+
+    async def add_many(self, contacts: Sequence[Contact]) -> set[str]:
+        """Insert new contacts in one unordered bulk write, each with its events inside.
+
+        Answers the ids of those not inserted because their venue has a contact with that
+        email already (added meanwhile); every other one is stored regardless.
+        """
+        # Imported here so this bulk path stays one self-contained addition to the module.
+        from pymongo.errors import BulkWriteError
+
+        from gala.events.outbox import OUTBOX, PENDING
+
+        documents: list[Document] = []
+        for contact in contacts:
+            entries = self._entries(contact)
+            documents.append({**to_document(contact), OUTBOX: entries, PENDING: bool(entries)})
+        if not documents:
+            return set()
+        try:
+            await self.collection.insert_many(documents, ordered=False)
+        except BulkWriteError as exc:
+            errors: list[Document] = exc.details.get("writeErrors", [])
+            # 11000: a duplicate key, i.e. the venue has this email already
+            if not errors or any(error.get("code") != 11000 for error in errors):
+                raise
+            return {documents[error["index"]]["_id"] for error in errors}
+        finally:
+            if self._outbox.relay is not None:
+                self._outbox.relay.wake()
+        return set()
+
 
 class EmailTaken(Exception):
     def __init__(self, email: str) -> None:
