@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -19,6 +20,7 @@ from fastapi import FastAPI
 
 from gala.app import Runtime
 from gala.events.envelope import Envelope
+from gala.events.model import Event
 from gala.events.topics import partition_count
 from gala.identity import IDENTITY_HEADER, Principal
 from gala.settings import Settings
@@ -210,3 +212,20 @@ class TopicTail:
 
     async def types(self, subject: str, count: int) -> list[str]:
         return [envelope.type for _, envelope in await self.wait_for(subject, count)]
+
+
+async def publish_event(
+    runtime: Runtime, event: Event, subject: str, event_id: str | None = None
+) -> str:
+    """Publish ``event`` as another service would (the same id twice = a redelivery)."""
+    envelope = Envelope(
+        id=event_id or str(uuid.uuid4()),
+        type=event.TYPE,
+        source="/gala/test",
+        subject=subject,
+        time=datetime.now(UTC),
+        data=event.to_json(),
+        venueid=getattr(event, "venue_id", None),
+    )
+    await runtime.publisher.publish(event.TOPIC, envelope)
+    return envelope.id

@@ -8,10 +8,9 @@ import pytest
 
 from gala.contracts.chat import MessageSent, MessageType
 from gala.contracts.pipeline import OpportunityCreated, OpportunityWon
-from gala.events import Envelope
 from gala.events.model import Event
 from gala.identity import Role
-from gala.testing import eventually
+from gala.testing import eventually, publish_event
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -22,17 +21,7 @@ async def worker(contacts_worker):
 
 
 async def publish(worker, event: Event, subject: str, event_id: str | None = None) -> str:
-    envelope = Envelope(
-        id=event_id or str(uuid.uuid4()),
-        type=event.TYPE,
-        source="/gala/test",
-        subject=subject,
-        time=datetime.now(UTC),
-        data=event.to_json(),
-        venueid=getattr(event, "venue_id", None),
-    )
-    await worker.runtime.publisher.publish(event.TOPIC, envelope)
-    return envelope.id
+    return await publish_event(worker.runtime, event, subject, event_id)
 
 
 async def new_contact(worker):

@@ -8,9 +8,8 @@ import pytest
 
 from gala.contracts.billing import DocumentSigned, PaymentPaid
 from gala.contracts.contacts import ContactCreated, ContactErased, ContactUpdated
-from gala.events import Envelope
 from gala.events.model import Event
-from gala.testing import eventually
+from gala.testing import eventually, publish_event
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -23,17 +22,7 @@ async def worker(pipeline_worker):
 
 
 async def publish(worker, event: Event, subject: str, event_id: str | None = None) -> str:
-    envelope = Envelope(
-        id=event_id or str(uuid.uuid4()),
-        type=event.TYPE,
-        source="/gala/test",
-        subject=subject,
-        time=datetime.now(UTC),
-        data=event.to_json(),
-        venueid=getattr(event, "venue_id", None),
-    )
-    await worker.runtime.publisher.publish(event.TOPIC, envelope)
-    return envelope.id
+    return await publish_event(worker.runtime, event, subject, event_id)
 
 
 def contact_event(kind, venue, contact_id, name="Bride Tobe"):

@@ -90,6 +90,12 @@ class Outbox:
             "data": event.to_json().decode(),
         }
 
+    def entries(
+        self, events: Sequence[Event], *, subject: str, venue_id: str | None
+    ) -> list[Document]:
+        """Pending entries for an aggregate's events, in the order they happened."""
+        return [self.entry(event, subject=subject, venue_id=venue_id) for event in events]
+
     def with_events(self, update: Mapping[str, Any], entries: Sequence[Document]) -> Document:
         """Add ``entries`` to an update document."""
         merged: Document = {op: dict(fields) for op, fields in update.items()}

@@ -136,10 +136,7 @@ class UserRepository:
         return self._store[COLLECTION]
 
     def _entries(self, user: User) -> list[Document]:
-        return [
-            self._outbox.entry(event, subject=user.id, venue_id=user.venue_id)
-            for event in user.collect_events()
-        ]
+        return self._outbox.entries(user.collect_events(), subject=user.id, venue_id=user.venue_id)
 
     async def add(self, user: User) -> bool:
         """Insert a new user with its events; ``False`` if its identity or email is taken."""

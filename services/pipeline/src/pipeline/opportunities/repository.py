@@ -167,10 +167,7 @@ class OpportunityRepository:
         return self._store[COLLECTION]
 
     def _entries(self, o: Opportunity) -> list[Document]:
-        return [
-            self._outbox.entry(event, subject=o.id, venue_id=o.venue_id)
-            for event in o.collect_events()
-        ]
+        return self._outbox.entries(o.collect_events(), subject=o.id, venue_id=o.venue_id)
 
     async def add(self, o: Opportunity) -> None:
         await self._outbox.insert(self.collection, to_document(o), self._entries(o))
