@@ -195,10 +195,9 @@ class ContactRepository:
         return self._store[COLLECTION]
 
     def _entries(self, contact: Contact) -> list[Document]:
-        return [
-            self._outbox.entry(event, subject=contact.id, venue_id=contact.venue_id)
-            for event in contact.collect_events()
-        ]
+        return self._outbox.entries(
+            contact.collect_events(), subject=contact.id, venue_id=contact.venue_id
+        )
 
     async def add(self, contact: Contact) -> bool:
         """Insert with its events; ``False`` when the venue has a contact with this email."""
