@@ -48,8 +48,8 @@ class Settings(BaseSettings):
     # (a cancelled handler commits nothing: its message is delivered again).
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
-    # Outbox relay: wakes after each local write, polls as a safety net.
-    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # Outbox relay: relays each local write at once; sweeps as a safety net this often.
+    outbox_poll_interval_seconds: float = Field(default=5.0, gt=0)
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
     outbox_concurrency: int = Field(default=8, ge=1)
 

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -109,7 +110,29 @@ class Outbox:
         self, collection: AsyncCollection[Document], document: Document, entries: Sequence[Document]
     ) -> None:
         await collection.insert_one({**document, OUTBOX: list(entries), PENDING: bool(entries)})
-        self._written()
+        self._written(collection, document.get("_id"), entries)
+
+    async def insert_many(
+        self,
+        collection: AsyncCollection[Document],
+        documents: Sequence[tuple[Document, Sequence[Document]]],
+        *,
+        ordered: bool = True,
+    ) -> None:
+        """Insert many documents, each with its own events (a bulk write's errors raise)."""
+        if not documents:
+            return
+        try:
+            await collection.insert_many(
+                [
+                    {**document, OUTBOX: list(entries), PENDING: bool(entries)}
+                    for document, entries in documents
+                ],
+                ordered=ordered,
+            )
+        finally:
+            for document, entries in documents:
+                self._written(collection, document.get("_id"), entries)
 
     async def update(
         self,
@@ -123,7 +146,7 @@ class Outbox:
         result = await collection.update_one(
             dict(query), self.with_events(update, entries), upsert=upsert
         )
-        self._written()
+        self._written(collection, result.upserted_id or _plain_id(query), entries)
         return result
 
     async def find_one_and_update(
@@ -142,12 +165,20 @@ class Outbox:
             upsert=upsert,
             return_document=ReturnDocument.AFTER,
         )
-        self._written()
+        self._written(collection, document["_id"] if document else None, entries)
         return document
 
-    def _written(self) -> None:
-        if self.relay is not None:
-            self.relay.wake()
+    def _written(
+        self, collection: AsyncCollection[Document], doc_id: Any, entries: Sequence[Document]
+    ) -> None:
+        if self.relay is not None and entries:
+            self.relay.wake(collection.name, doc_id)
+
+
+def _plain_id(query: Mapping[str, Any]) -> Any:
+    """The ``_id`` a query names outright, if it does."""
+    value = query.get("_id")
+    return None if isinstance(value, dict) else value
 
 
 def envelope_of(entry: Mapping[str, Any]) -> Envelope:
@@ -169,7 +200,14 @@ def envelope_of(entry: Mapping[str, Any]) -> Envelope:
 
 
 class OutboxRelay:
-    """Publishes pending events from a service's collections, in order per document."""
+    """Publishes pending events from a service's collections, in order per document.
+
+    Two paths: the documents this process just wrote (it knows their ids) are relayed at
+    once, each found by ``_id``; a sweep over every pending document runs at start-up
+    and then every ``poll_interval`` as the safety net for writes whose process died
+    before relaying. (On FerretDB any query but one by ``_id`` reads the whole
+    collection, so the sweep is the expensive path and runs rarely.)
+    """
 
     def __init__(
         self,
@@ -177,7 +215,7 @@ class OutboxRelay:
         publisher: EnvelopePublisher,
         collections: Sequence[str],
         *,
-        poll_interval: float = 1.0,
+        poll_interval: float = 5.0,
         lease_seconds: float = 30.0,
         concurrency: int = 8,
     ) -> None:
@@ -186,16 +224,25 @@ class OutboxRelay:
         self._collections = list(collections)
         self._poll_interval = poll_interval
         self._lease = timedelta(seconds=lease_seconds)
-        self._concurrency = concurrency
+        self._slots = asyncio.Semaphore(concurrency)
+        self._batch = concurrency * 8
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wakeup = asyncio.Event()
+        self._hints: dict[str, set[Any]] = {}
+        self._sweep_due = True
+        self._last_sweep = float("-inf")
         self._task: asyncio.Task[None] | None = None
 
     @property
     def indexes(self) -> list[Index]:
         return [outbox_index(name) for name in self._collections]
 
-    def wake(self) -> None:
+    def wake(self, collection: str | None = None, doc_id: Any = None) -> None:
+        """A local write left events in ``collection``'s document ``doc_id``."""
+        if collection is not None and doc_id is not None:
+            self._hints.setdefault(collection, set()).add(doc_id)
+        else:
+            self._sweep_due = True
         self._wakeup.set()
 
     def start(self) -> None:
@@ -213,45 +260,78 @@ class OutboxRelay:
         while True:
             self._wakeup.clear()
             try:
-                await self.drain()
+                await self.relay_hinted()
+                if self._sweep_due or time.monotonic() - self._last_sweep >= self._poll_interval:
+                    await self.drain()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox relay failed; retrying after the poll interval")
+                self._sweep_due = True
+                await asyncio.sleep(min(self._poll_interval, 1.0))
+            until_sweep = self._poll_interval - (time.monotonic() - self._last_sweep)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._poll_interval)
+                await asyncio.wait_for(self._wakeup.wait(), max(until_sweep, 0.01))
+
+    async def relay_hinted(self) -> int:
+        """Publish the events of the documents this process just wrote."""
+        hints, self._hints = self._hints, {}
+        published = 0
+        for name, ids in hints.items():
+            published += await self._relay_ids(self._store[name], list(ids))
+        return published
 
     async def drain(self) -> int:
-        """Publish everything pending now; answers how many events went out."""
+        """Sweep: publish everything pending now; answers how many events went out."""
+        self._sweep_due = False
+        self._last_sweep = time.monotonic()
         published = 0
         for name in self._collections:
             collection = self._store[name]
             while True:
-                claimed = await self._claim_batch(collection)
-                if not claimed:
+                found = collection.find({PENDING: True}, {"_id": 1}).limit(self._batch)
+                ids = [document["_id"] async for document in found]
+                if not ids:
                     break
-                counts = await asyncio.gather(
-                    *(self._relay_document(collection, doc) for doc in claimed)
-                )
-                published += sum(counts)
+                claimed, count = await self._relay_claimed(collection, ids)
+                published += count
+                if not claimed:
+                    break  # the rest is leased by other replicas
         return published
 
-    async def _claim_batch(self, collection: AsyncCollection[Document]) -> list[Document]:
-        claimed: list[Document] = []
+    async def _relay_ids(self, collection: AsyncCollection[Document], ids: list[Any]) -> int:
+        published = 0
+        for start in range(0, len(ids), self._batch):
+            _, count = await self._relay_claimed(collection, ids[start : start + self._batch])
+            published += count
+        return published
+
+    async def _relay_claimed(
+        self, collection: AsyncCollection[Document], ids: list[Any]
+    ) -> tuple[int, int]:
+        """Claim each document (skipping those leased elsewhere) and relay it."""
+
+        async def one(doc_id: Any) -> tuple[int, int]:
+            async with self._slots:
+                document = await self._claim(collection, doc_id)
+                if document is None:
+                    return 0, 0
+                return 1, await self._relay_document(collection, document)
+
+        results = await asyncio.gather(*(one(doc_id) for doc_id in ids))
+        return sum(c for c, _ in results), sum(p for _, p in results)
+
+    async def _claim(self, collection: AsyncCollection[Document], doc_id: Any) -> Document | None:
         now = datetime.now(UTC)
-        for _ in range(self._concurrency):
-            document = await collection.find_one_and_update(
-                {
-                    PENDING: True,
-                    "$or": [{LEASE: {"$exists": False}}, {f"{LEASE}.until": {"$lt": now}}],
-                },
-                {"$set": {LEASE: {"owner": self._owner, "until": now + self._lease}}},
-                return_document=ReturnDocument.AFTER,
-            )
-            if document is None:
-                break
-            claimed.append(document)
-        return claimed
+        return await collection.find_one_and_update(
+            {
+                "_id": doc_id,
+                PENDING: True,
+                "$or": [{LEASE: {"$exists": False}}, {f"{LEASE}.until": {"$lt": now}}],
+            },
+            {"$set": {LEASE: {"owner": self._owner, "until": now + self._lease}}},
+            return_document=ReturnDocument.AFTER,
+        )
 
     async def _relay_document(self, collection: AsyncCollection[Document], doc: Document) -> int:
         entries: list[Document] = doc.get(OUTBOX) or []

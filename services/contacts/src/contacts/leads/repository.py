@@ -19,7 +19,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from contacts.leads.domain import Contact, TrackedOpportunity
 from gala.contracts.contacts import ContactStatus, HeatReason, LeadSource
@@ -29,6 +29,7 @@ from gala.identity import venue_scoped
 from gala.store import Document, Index, Page, PageRequest, Store, find_page
 
 COLLECTION = "contacts"
+DUPLICATE_KEY = 11000
 
 SORTS: Mapping[str, Sequence[tuple[str, int]]] = {
     "-leadHeat": [("leadHeat", DESCENDING)],
@@ -279,28 +280,15 @@ class ContactRepository:
         Answers the ids of those not inserted because their venue has a contact with that
         email already (added meanwhile); every other one is stored regardless.
         """
-        # Imported here so this bulk path stays one self-contained addition to the module.
-        from pymongo.errors import BulkWriteError
-
-        from gala.events.outbox import OUTBOX, PENDING
-
-        documents: list[Document] = []
-        for contact in contacts:
-            entries = self._entries(contact)
-            documents.append({**to_document(contact), OUTBOX: entries, PENDING: bool(entries)})
-        if not documents:
-            return set()
+        documents = [(to_document(contact), self._entries(contact)) for contact in contacts]
         try:
-            await self.collection.insert_many(documents, ordered=False)
+            await self._outbox.insert_many(self.collection, documents, ordered=False)
         except BulkWriteError as exc:
             errors: list[Document] = exc.details.get("writeErrors", [])
             # 11000: a duplicate key, i.e. the venue has this email already
-            if not errors or any(error.get("code") != 11000 for error in errors):
+            if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
                 raise
-            return {documents[error["index"]]["_id"] for error in errors}
-        finally:
-            if self._outbox.relay is not None:
-                self._outbox.relay.wake()
+            return {documents[error["index"]][0]["_id"] for error in errors}
         return set()
 
 
