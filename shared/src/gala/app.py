@@ -172,15 +172,24 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        """Stop in reverse order; a part that does not stop in time is left behind, logged,
+        so that shutdown always ends (an orchestrator would kill the process anyway)."""
         for task in self._background:
             task.cancel()
+        limit = self.settings.shutdown_grace_seconds + 5
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await asyncio.wait_for(task, limit)
         self._background.clear()
-        await self.relay.stop()
-        await self.broker.stop()
-        await self.store.close()
+        for name, step in (
+            ("outbox relay", self.relay.stop),
+            ("Kafka broker", self.broker.stop),
+            ("store", self.store.close),
+        ):
+            try:
+                await asyncio.wait_for(step(), limit)
+            except TimeoutError:
+                log.error("stopping timed out", extra={"part": name, "seconds": limit})
 
 
 def create_app(

@@ -28,7 +28,6 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from enum import Enum
 from typing import Any, Final
 
 from contacts.leads.heat import OpenOpportunity, Signals, compute
@@ -49,6 +48,7 @@ from gala.contracts.pipeline import OpportunityEvent, OpportunityOutcome
 from gala.errors import Conflict, GalaError, InvalidInput, NotFound
 from gala.events.model import Event
 from gala.identity import Role
+from gala.values import UNSET, Unset
 
 NAME_MAX = 200
 EXTRA_MAX_BYTES = 16_384
@@ -128,23 +128,16 @@ def check_extra(value: Any, what: str) -> Any:
     return value
 
 
-class _Unset(Enum):
-    UNSET = "unset"
-
-
-UNSET: Final = _Unset.UNSET
-
-
 @dataclass(frozen=True)
 class ContactPatch:
     """A change of details; UNSET fields are left alone."""
 
-    name: str | _Unset = UNSET
-    email: str | _Unset = UNSET
-    phone: str | _Unset | None = UNSET
-    lead_source: LeadSource | _Unset = UNSET
-    social_profiles: dict[str, Any] | _Unset | None = UNSET
-    custom_fields: dict[str, Any] | _Unset | None = UNSET
+    name: str | Unset = UNSET
+    email: str | Unset = UNSET
+    phone: str | Unset | None = UNSET
+    lead_source: LeadSource | Unset = UNSET
+    social_profiles: dict[str, Any] | Unset | None = UNSET
+    custom_fields: dict[str, Any] | Unset | None = UNSET
 
 
 @dataclass(frozen=True)
@@ -227,17 +220,17 @@ class Contact:
     def update(self, patch: ContactPatch, now: datetime) -> None:
         self._ensure_not_erased()
         before = self._details()
-        if not isinstance(patch.name, _Unset):
+        if not isinstance(patch.name, Unset):
             self.name = normalize_name(patch.name)
-        if not isinstance(patch.email, _Unset):
+        if not isinstance(patch.email, Unset):
             self.email = normalize_email(patch.email)
-        if not isinstance(patch.phone, _Unset):
+        if not isinstance(patch.phone, Unset):
             self.phone = normalize_phone(patch.phone)
-        if not isinstance(patch.lead_source, _Unset):
+        if not isinstance(patch.lead_source, Unset):
             self.lead_source = patch.lead_source
-        if not isinstance(patch.social_profiles, _Unset):
+        if not isinstance(patch.social_profiles, Unset):
             self.social_profiles = check_extra(patch.social_profiles, "socialProfiles")
-        if not isinstance(patch.custom_fields, _Unset):
+        if not isinstance(patch.custom_fields, Unset):
             self.custom_fields = check_extra(patch.custom_fields, "customFields")
         if self._details() == before:
             return

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +26,7 @@ from gala.contracts.pipeline import OpportunityOutcome
 from gala.events.outbox import Outbox
 from gala.identity import venue_scoped
 from gala.store import Document, Index, Page, PageRequest, Store, find_page
+from gala.values import as_utc
 
 COLLECTION = "contacts"
 DUPLICATE_KEY = 11000
@@ -74,10 +74,6 @@ def _parsed(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
-def _utc(value: Any) -> datetime | None:
-    return value.astimezone(UTC) if isinstance(value, datetime) else None
-
-
 def to_document(contact: Contact) -> Document:
     return {
         "_id": contact.id,
@@ -118,7 +114,7 @@ def to_document(contact: Contact) -> Document:
 
 
 def from_document(document: Mapping[str, Any]) -> Contact:
-    created, updated = _utc(document["createdAt"]), _utc(document["updatedAt"])
+    created, updated = as_utc(document["createdAt"]), as_utc(document["updatedAt"])
     assert created is not None and updated is not None
     return Contact(
         id=document["_id"],
@@ -138,7 +134,7 @@ def from_document(document: Mapping[str, Any]) -> Contact:
             TrackedOpportunity(
                 opportunity_id=o["opportunityId"],
                 outcome=OpportunityOutcome(o["outcome"]),
-                event_date=_utc(o.get("eventDate")),
+                event_date=as_utc(o.get("eventDate")),
                 guest_count=o.get("guestCount"),
                 value=None if o.get("value") is None else Decimal(o["value"]),
                 currency=o.get("currency"),
@@ -150,7 +146,7 @@ def from_document(document: Mapping[str, Any]) -> Contact:
         client_messages=int(document.get("clientMessages", 0)),
         documents_signed=int(document.get("documentsSigned", 0)),
         payments_paid=int(document.get("paymentsPaid", 0)),
-        erased_at=_utc(document.get("erasedAt")),
+        erased_at=as_utc(document.get("erasedAt")),
         version=int(document.get("version", 1)),
     )
 

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from contacts.leads.domain import UNSET, Contact, ContactPatch
+from contacts.leads.domain import Contact, ContactPatch
 from gala.api import RequestBody, ResponseBody
 from gala.contracts.contacts import ContactStatus, HeatReason, LeadSource
+from gala.values import UNSET
 
 Name = Annotated[str, Field(min_length=1, max_length=1000, examples=["Ada Lovelace"])]
 Email = Annotated[str, Field(min_length=1, max_length=320, examples=["ada@example.com"])]

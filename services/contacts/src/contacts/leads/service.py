@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from contacts.leads.domain import (
-    UNSET,
     Contact,
     ContactAlreadyExists,
     ContactChangedConcurrently,
@@ -28,6 +27,7 @@ from gala.contracts.pipeline import OpportunityEvent
 from gala.errors import Forbidden
 from gala.identity import Principal, Role
 from gala.store import utc_now
+from gala.values import UNSET
 
 SAVE_ATTEMPTS = 10
 CONTACT_ROLES = frozenset({Role.ADMIN, Role.SALES})

@@ -37,12 +37,13 @@ from contacts.leads.csv_format import (
     export_row,
     to_csv,
 )
-from contacts.leads.domain import UNSET, Contact, ContactError, ContactPatch
+from contacts.leads.domain import Contact, ContactError, ContactPatch
 from contacts.leads.repository import ContactFilter, ContactRepository
 from contacts.leads.service import CONTACT_ROLES, SAVE_ATTEMPTS, Clock, ensure_role
 from gala.contracts.contacts import ContactStatus, LeadSource
 from gala.identity import Principal
 from gala.store import utc_now
+from gala.values import UNSET
 
 BATCH_RECORDS = 500
 REJECTIONS_LISTED = 1000

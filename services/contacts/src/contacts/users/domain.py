@@ -24,7 +24,6 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -38,6 +37,7 @@ from gala.contracts.contacts import (
 )
 from gala.errors import Conflict, Forbidden, GalaError, InvalidInput, NotFound
 from gala.identity import Principal, Role
+from gala.values import UNSET, Unset
 
 EMAIL_MAX = 254
 NAME_MAX = 200
@@ -180,21 +180,14 @@ def ensure_can_edit(principal: Principal, user_id: str) -> None:
 # --- the aggregate -------------------------------------------------------------------
 
 
-class _Unset(Enum):
-    UNSET = "UNSET"
-
-
-UNSET: Final = _Unset.UNSET
-
-
 @dataclass(frozen=True)
 class UserPatch:
     """The fields a request wants changed; ``UNSET`` ones stay as they are."""
 
-    name: str | _Unset | None = UNSET
-    image: str | _Unset | None = UNSET
-    role: Role | _Unset = UNSET
-    active: bool | _Unset = UNSET
+    name: str | Unset | None = UNSET
+    image: str | Unset | None = UNSET
+    role: Role | Unset = UNSET
+    active: bool | Unset = UNSET
 
 
 @dataclass
@@ -251,8 +244,8 @@ class User:
         return self.active and self.role is Role.ADMIN
 
     def _target(self, patch: UserPatch) -> tuple[Role, bool]:
-        role = self.role if isinstance(patch.role, _Unset) else patch.role
-        active = self.active if isinstance(patch.active, _Unset) else patch.active
+        role = self.role if isinstance(patch.role, Unset) else patch.role
+        active = self.active if isinstance(patch.active, Unset) else patch.active
         return role, active
 
     def removes_active_admin(self, patch: UserPatch) -> bool:
@@ -278,8 +271,8 @@ class User:
         if actor.venue_id != self.venue_id:
             raise UserNotFound()
         ensure_can_edit(actor, self.id)
-        name = self.name if isinstance(patch.name, _Unset) else normalize_name(patch.name)
-        image = self.image if isinstance(patch.image, _Unset) else normalize_image(patch.image)
+        name = self.name if isinstance(patch.name, Unset) else normalize_name(patch.name)
+        image = self.image if isinstance(patch.image, Unset) else normalize_image(patch.image)
         role, active = self._target(patch)
         if actor.role is not Role.ADMIN and (role is not self.role or active != self.active):
             raise UserAccessDenied("Only an ADMIN can change a role or the active flag.")

@@ -35,6 +35,7 @@ from gala.errors import ServiceUnavailable
 from gala.events.outbox import Outbox
 from gala.identity import Role, venue_scoped
 from gala.store import Document, Index, Page, PageRequest, Store, find_page
+from gala.values import as_utc
 
 COLLECTION = "users"
 GUARDS = "user_admin_guards"
@@ -82,13 +83,6 @@ class AdminGuardBusy(UserError, ServiceUnavailable):
         super().__init__("Another change of this venue's ADMINs is in progress; try again.")
 
 
-def _utc(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    assert isinstance(value, datetime)
-    return value.astimezone(UTC)
-
-
 def to_document(user: User) -> Document:
     return {
         "_id": user.id,
@@ -107,8 +101,8 @@ def to_document(user: User) -> Document:
 
 
 def from_document(document: Mapping[str, Any]) -> User:
-    created = _utc(document["createdAt"])
-    updated = _utc(document["updatedAt"])
+    created = as_utc(document["createdAt"])
+    updated = as_utc(document["updatedAt"])
     assert created is not None and updated is not None
     return User(
         id=document["_id"],
@@ -117,7 +111,7 @@ def from_document(document: Mapping[str, Any]) -> User:
         email=document["email"],
         name=document.get("name"),
         image=document.get("image"),
-        email_verified=_utc(document.get("emailVerified")),
+        email_verified=as_utc(document.get("emailVerified")),
         role=Role(document["role"]),
         active=bool(document["active"]),
         created_at=created,

@@ -14,7 +14,6 @@ from pydantic import AwareDatetime, Field, StrictBool, field_validator
 
 from contacts.users.domain import (
     AUTH_SUBJECT_MAX,
-    UNSET,
     VENUE_ID_MAX,
     User,
     UserPatch,
@@ -22,6 +21,7 @@ from contacts.users.domain import (
 from contacts.users.service import NewUser
 from gala.api import RequestBody, ResponseBody
 from gala.identity import Role
+from gala.values import UNSET
 
 # Generous bounds on raw input; the domain checks the normalised values precisely.
 Email = Annotated[str, Field(min_length=1, max_length=320, examples=["ana@venue.example"])]

@@ -26,7 +26,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import Enum
 from typing import Any, Final
 
 from gala.contracts.pipeline import (
@@ -40,6 +39,7 @@ from gala.contracts.pipeline import (
 )
 from gala.errors import Conflict, GalaError, InvalidInput, NotFound
 from gala.events.model import Event
+from gala.values import UNSET, Unset
 from pipeline.money import from_minor, to_minor
 from pipeline.stages.domain import PipelineSetup, Stage
 
@@ -72,13 +72,6 @@ class OpportunityChangedConcurrently(OpportunityError, Conflict):
         super().__init__("The opportunity kept changing while this change was applied; retry.")
 
 
-class _Unset(Enum):
-    UNSET = "unset"
-
-
-UNSET: Final = _Unset.UNSET
-
-
 @dataclass(frozen=True)
 class ContactRef:
     id: str
@@ -96,16 +89,16 @@ class RoomRef:
 class OpportunityPatch:
     """A change of details; UNSET fields are left alone. References come resolved."""
 
-    name: str | _Unset = UNSET
-    contact: ContactRef | _Unset = UNSET
-    stage: str | _Unset = UNSET
-    value: Decimal | str | _Unset | None = UNSET
-    event_type: str | _Unset | None = UNSET
-    event_date: datetime | _Unset | None = UNSET
-    guest_count: int | _Unset | None = UNSET
-    requires_catering: bool | _Unset = UNSET
-    room: RoomRef | _Unset | None = UNSET
-    custom_fields: dict[str, Any] | _Unset | None = UNSET
+    name: str | Unset = UNSET
+    contact: ContactRef | Unset = UNSET
+    stage: str | Unset = UNSET
+    value: Decimal | str | Unset | None = UNSET
+    event_type: str | Unset | None = UNSET
+    event_date: datetime | Unset | None = UNSET
+    guest_count: int | Unset | None = UNSET
+    requires_catering: bool | Unset = UNSET
+    room: RoomRef | Unset | None = UNSET
+    custom_fields: dict[str, Any] | Unset | None = UNSET
 
 
 def normalize_name(value: str) -> str:
@@ -278,31 +271,31 @@ class Opportunity:
         if self.outcome == OpportunityOutcome.LOST:
             raise OpportunityClosed("A lost opportunity changes no more.")
         before = self._details()
-        if not isinstance(patch.name, _Unset):
+        if not isinstance(patch.name, Unset):
             self.name = normalize_name(patch.name)
-        if not isinstance(patch.contact, _Unset):
+        if not isinstance(patch.contact, Unset):
             self.contact_id, self.contact_name = patch.contact.id, patch.contact.name
-        if not isinstance(patch.value, _Unset):
+        if not isinstance(patch.value, Unset):
             self.value_minor = _minor(patch.value, self.currency)
-        if not isinstance(patch.event_type, _Unset):
+        if not isinstance(patch.event_type, Unset):
             self.event_type = normalize_event_type(patch.event_type)
-        if not isinstance(patch.event_date, _Unset):
+        if not isinstance(patch.event_date, Unset):
             self.event_date = normalize_date(patch.event_date)
-        if not isinstance(patch.guest_count, _Unset):
+        if not isinstance(patch.guest_count, Unset):
             self.guest_count = check_guests(patch.guest_count)
-        if not isinstance(patch.requires_catering, _Unset):
+        if not isinstance(patch.requires_catering, Unset):
             self.requires_catering = patch.requires_catering
-        if not isinstance(patch.room, _Unset):
+        if not isinstance(patch.room, Unset):
             self.room_assignment = patch.room.id if patch.room else None
             self.room_name = patch.room.name if patch.room else None
-        if not isinstance(patch.custom_fields, _Unset):
+        if not isinstance(patch.custom_fields, Unset):
             self.custom_fields = check_extra(patch.custom_fields)
         if isinstance(patch.room, RoomRef):
             check_capacity(patch.room, self.guest_count)
         details_changed = self._details() != before
         previous = self.stage
         stage_changed = False
-        if not isinstance(patch.stage, _Unset):
+        if not isinstance(patch.stage, Unset):
             target = _stage(setup, patch.stage)
             if target.id != self.stage_id:
                 if self.outcome == OpportunityOutcome.WON:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bson import Int64
@@ -24,6 +24,7 @@ from gala.contracts.pipeline import OpportunityOutcome
 from gala.events.outbox import Outbox
 from gala.identity import venue_scoped
 from gala.store import Document, Index, Page, PageRequest, Store, find_page
+from gala.values import as_utc
 from pipeline.opportunities.domain import Opportunity
 
 COLLECTION = "opportunities"
@@ -50,10 +51,6 @@ INDEXES: Sequence[Index] = (
         name="board",
     ),
 )
-
-
-def _utc(value: Any) -> datetime | None:
-    return value.astimezone(UTC) if isinstance(value, datetime) else None
 
 
 def to_document(o: Opportunity) -> Document:
@@ -86,7 +83,7 @@ def to_document(o: Opportunity) -> Document:
 
 
 def from_document(d: Mapping[str, Any]) -> Opportunity:
-    created, updated = _utc(d["createdAt"]), _utc(d["updatedAt"])
+    created, updated = as_utc(d["createdAt"]), as_utc(d["updatedAt"])
     assert created is not None and updated is not None
     custom = d.get("customFields")
     value = d.get("valueMinor")
@@ -103,15 +100,15 @@ def from_document(d: Mapping[str, Any]) -> Opportunity:
         updated_at=updated,
         value_minor=None if value is None else int(value),
         event_type=d.get("eventType"),
-        event_date=_utc(d.get("eventDate")),
+        event_date=as_utc(d.get("eventDate")),
         guest_count=d.get("guestCount"),
         requires_catering=bool(d.get("requiresCatering")),
         room_assignment=d.get("roomAssignment"),
         room_name=d.get("roomName"),
         custom_fields=None if custom is None else json.loads(custom),
         outcome=OpportunityOutcome(d["outcome"]),
-        won_at=_utc(d.get("wonAt")),
-        lost_at=_utc(d.get("lostAt")),
+        won_at=as_utc(d.get("wonAt")),
+        lost_at=as_utc(d.get("lostAt")),
         lost_reason=d.get("lostReason"),
         room_claim=d.get("roomClaim"),
         version=int(d["version"]),

@@ -10,7 +10,8 @@ from pydantic import Field
 
 from gala.api import RequestBody, ResponseBody
 from gala.contracts.pipeline import OpportunityOutcome
-from pipeline.opportunities.domain import UNSET, Opportunity
+from gala.values import UNSET
+from pipeline.opportunities.domain import Opportunity
 
 Name = Annotated[str, Field(min_length=1, max_length=1000, examples=["Smith wedding"])]
 Money = Annotated[

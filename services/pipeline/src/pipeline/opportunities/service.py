@@ -20,16 +20,15 @@ from pymongo.errors import DuplicateKeyError
 
 from gala.identity import Principal
 from gala.store import utc_now
+from gala.values import UNSET, Unset
 from pipeline.contacts.service import ContactDirectory
 from pipeline.opportunities.domain import (
-    UNSET,
     InvalidOpportunity,
     Opportunity,
     OpportunityChangedConcurrently,
     OpportunityNotFound,
     OpportunityPatch,
     RoomRef,
-    _Unset,
     check_capacity,
 )
 from pipeline.opportunities.repository import OpportunityFilter, OpportunityRepository
@@ -118,7 +117,7 @@ class OpportunityService:
         *,
         fields: dict[str, Any],
         contact_id: str | None = None,
-        room_id: str | _Unset | None = UNSET,
+        room_id: str | Unset | None = UNSET,
     ) -> Opportunity:
         """``fields`` are OpportunityPatch fields; references are resolved here."""
         ensure_role(principal, WRITERS, "change opportunities")
@@ -126,7 +125,7 @@ class OpportunityService:
         resolved: dict[str, Any] = dict(fields)
         if contact_id is not None:
             resolved["contact"] = await self._contacts.require(venue_id, contact_id)
-        if not isinstance(room_id, _Unset):
+        if not isinstance(room_id, Unset):
             resolved["room"] = await self._room(venue_id, room_id) if room_id else None
         patch = OpportunityPatch(**resolved)
 
