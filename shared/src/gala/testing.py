@@ -18,12 +18,13 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
-from gala.app import Runtime
+from gala.app import ProcessRole, Runtime, ServiceDefinition, create_app
 from gala.events.envelope import Envelope
 from gala.events.model import Event
 from gala.events.topics import partition_count
 from gala.identity import IDENTITY_HEADER, Principal
 from gala.settings import Settings
+from gala.store import Store
 
 T = TypeVar("T")
 
@@ -229,3 +230,51 @@ async def publish_event(
     )
     await runtime.publisher.publish(event.TOPIC, envelope)
     return envelope.id
+
+
+@dataclass
+class ServiceUnderTest:
+    """A running service (in-process) and ways to call it as anyone."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
+
+    def headers(self, principal: Principal) -> dict[str, Any]:
+        """As the gateway forwards a user's request."""
+        return identity_headers(self.runtime, principal)
+
+    def service_headers(self, name: str = "gateway") -> dict[str, Any]:
+        """As another Gala process calls an internal endpoint."""
+        return {IDENTITY_HEADER: self.runtime.tokens.issue_for_service(name)}
+
+
+S = TypeVar("S", bound=ServiceUnderTest)
+
+
+@asynccontextmanager
+async def own_database(definition: ServiceDefinition, infra: Settings) -> AsyncIterator[Settings]:
+    """``isolated`` settings for ``definition``; its database is dropped afterwards."""
+    settings = isolated(infra, definition.name)
+    try:
+        yield settings
+    finally:
+        store = Store(settings.mongo_url, settings.database_name(definition.name))
+        await store.client.drop_database(settings.database_name(definition.name))
+        await store.close()
+
+
+@asynccontextmanager
+async def running_service(
+    definition: ServiceDefinition, settings: Settings, role: ProcessRole, kind: type[S]
+) -> AsyncIterator[S]:
+    """Serve ``definition`` in-process; a consuming role is ready to receive events."""
+    app = create_app(definition, role, settings)
+    async with serving(app) as client:
+        if role.consumes:
+            await wait_until_assigned(app.state.runtime)
+        yield kind(app, client)

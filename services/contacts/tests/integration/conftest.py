@@ -10,44 +10,26 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 
 from contacts.bootstrap import service
-from gala.app import ProcessRole, Runtime, create_app
+from gala.app import ProcessRole
 from gala.contracts.contacts import USER_TOPIC
-from gala.identity import IDENTITY_HEADER, Principal, Role
+from gala.identity import Principal, Role
 from gala.settings import Settings
 from gala.testing import (
+    ServiceUnderTest,
     TopicTail,
-    identity_headers,
-    isolated,
-    serving,
+    own_database,
+    running_service,
     unique_name,
-    wait_until_assigned,
 )
 
 
-@dataclass
-class Contacts:
-    """A running contacts service and ways to call it as anyone."""
-
-    app: FastAPI
-    client: httpx.AsyncClient
-
-    @property
-    def runtime(self) -> Runtime:
-        return self.app.state.runtime
-
-    def headers(self, principal: Principal) -> dict[str, Any]:
-        return identity_headers(self.runtime, principal)
-
-    def service_headers(self, name: str = "gateway") -> dict[str, Any]:
-        return {IDENTITY_HEADER: self.runtime.tokens.issue_for_service(name)}
+class Contacts(ServiceUnderTest):
+    """The contacts service under test."""
 
     async def new_venue(self) -> tuple[str, Principal]:
         """A fresh venue and its first ADMIN (added the way the ops tool does)."""
@@ -82,16 +64,12 @@ class Contacts:
 
 @asynccontextmanager
 async def running(infra: Settings, role: ProcessRole) -> AsyncIterator[Contacts]:
-    """The service on a database of its own, dropped afterwards."""
-    settings = isolated(infra, service.name)
-    app = create_app(service, role, settings)
-    async with serving(app) as client:
-        if role.consumes:
-            await wait_until_assigned(app.state.runtime)
-        yield Contacts(app, client)
-    store = Runtime(service, settings, ProcessRole.API).store
-    await store.client.drop_database(settings.database_name(service.name))
-    await store.close()
+    """The service on a database and consumer group of its own."""
+    async with (
+        own_database(service, infra) as settings,
+        running_service(service, settings, role, Contacts) as contacts,
+    ):
+        yield contacts
 
 
 @pytest.fixture(scope="module")

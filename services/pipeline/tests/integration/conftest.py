@@ -9,44 +9,30 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from gala.app import ProcessRole, Runtime, create_app
+from gala.app import ProcessRole
 from gala.contracts.pipeline import OPPORTUNITY_TOPIC
 from gala.identity import Principal, Role
 from gala.settings import Settings
 from gala.testing import (
+    ServiceUnderTest,
     TopicTail,
-    identity_headers,
-    isolated,
-    serving,
+    own_database,
+    running_service,
     unique_name,
-    wait_until_assigned,
 )
 from pipeline.bootstrap import service
 from pipeline.contacts.repository import ContactCopyRepository
 
 
-@dataclass
-class Pipeline:
-    """A running pipeline service and ways to call it as anyone."""
-
-    app: FastAPI
-    client: httpx.AsyncClient
-
-    @property
-    def runtime(self) -> Runtime:
-        return self.app.state.runtime
-
-    def headers(self, principal: Principal) -> dict[str, Any]:
-        return identity_headers(self.runtime, principal)
+class Pipeline(ServiceUnderTest):
+    """The pipeline service under test."""
 
     def new_venue(self) -> tuple[str, Principal]:
         venue = unique_name("venue-")
@@ -72,29 +58,13 @@ class Pipeline:
         )
 
 
-@asynccontextmanager
-async def running(settings: Settings, role: ProcessRole) -> AsyncIterator[Pipeline]:
-    app = create_app(service, role, settings)
-    async with serving(app) as client:
-        if role.consumes:
-            await wait_until_assigned(app.state.runtime)
-        yield Pipeline(app, client)
-
-
-@asynccontextmanager
-async def own_database(infra: Settings) -> AsyncIterator[Settings]:
-    settings = isolated(infra, service.name)
-    try:
-        yield settings
-    finally:
-        store = Runtime(service, settings, ProcessRole.API).store
-        await store.client.drop_database(settings.database_name(service.name))
-        await store.close()
+def running(settings: Settings, role: ProcessRole) -> AbstractAsyncContextManager[Pipeline]:
+    return running_service(service, settings, role, Pipeline)
 
 
 @pytest.fixture(scope="module")
 async def pipeline_settings(infra: Settings) -> AsyncIterator[Settings]:
-    async with own_database(infra) as settings:
+    async with own_database(service, infra) as settings:
         yield settings
 
 
@@ -113,7 +83,10 @@ async def replica(pipeline: Pipeline, pipeline_settings: Settings) -> AsyncItera
 
 @pytest.fixture(scope="module")
 async def pipeline_worker(infra: Settings) -> AsyncIterator[Pipeline]:
-    async with own_database(infra) as settings, running(settings, ProcessRole.ALL) as worker:
+    async with (
+        own_database(service, infra) as settings,
+        running(settings, ProcessRole.ALL) as worker,
+    ):
         yield worker
 
 

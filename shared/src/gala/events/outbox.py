@@ -149,6 +149,28 @@ class Outbox:
         self._written(collection, result.upserted_id or _plain_id(query), entries)
         return result
 
+    async def save_versioned(
+        self,
+        collection: AsyncCollection[Document],
+        state: Document,
+        entries: Sequence[Document],
+        *,
+        venue_id: str,
+        version: int,
+    ) -> bool:
+        """Write an aggregate's state (with ``_id``) and its events, only if its stored
+        ``version`` is still the one it was read at; the stored version becomes
+        ``version + 1``. ``False`` (and nothing written) when someone saved meanwhile."""
+        fields = {key: value for key, value in state.items() if key != "_id"}
+        fields["version"] = version + 1
+        result = await self.update(
+            collection,
+            {"_id": state["_id"], "venueId": venue_id, "version": version},
+            {"$set": fields},
+            entries,
+        )
+        return result.matched_count == 1
+
     async def find_one_and_update(
         self,
         collection: AsyncCollection[Document],

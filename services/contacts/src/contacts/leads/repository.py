@@ -206,23 +206,19 @@ class ContactRepository:
 
     async def save(self, contact: Contact) -> bool:
         """Write state and events unless someone saved since it was read (then ``False``)."""
-        entries = self._entries(contact)
-        state = to_document(contact)
-        del state["_id"]
-        state["version"] = contact.version + 1
         try:
-            result = await self._outbox.update(
+            saved = await self._outbox.save_versioned(
                 self.collection,
-                {"_id": contact.id, "venueId": contact.venue_id, "version": contact.version},
-                {"$set": state},
-                entries,
+                to_document(contact),
+                self._entries(contact),
+                venue_id=contact.venue_id,
+                version=contact.version,
             )
         except DuplicateKeyError:
             raise EmailTaken(contact.email) from None
-        if result.matched_count != 1:
-            return False
-        contact.version += 1
-        return True
+        if saved:
+            contact.version += 1
+        return saved
 
     async def get(self, venue_id: str, contact_id: str) -> Contact | None:
         document = await self.collection.find_one(

@@ -149,19 +149,12 @@ class UserRepository:
         entries = self._entries(user)
         if not entries:
             return True
-        state = to_document(user)
-        del state["_id"]
-        state["version"] = user.version + 1
-        result = await self._outbox.update(
-            self._users,
-            {"_id": user.id, "venueId": user.venue_id, "version": user.version},
-            {"$set": state},
-            entries,
+        saved = await self._outbox.save_versioned(
+            self._users, to_document(user), entries, venue_id=user.venue_id, version=user.version
         )
-        if result.matched_count != 1:
-            return False
-        user.version += 1
-        return True
+        if saved:
+            user.version += 1
+        return saved
 
     async def get(self, venue_id: str, user_id: str) -> User | None:
         document = await self._users.find_one(venue_scoped(venue_id, {"_id": user_id}), FIELDS)

@@ -171,19 +171,16 @@ class OpportunityRepository:
 
     async def save(self, o: Opportunity) -> bool:
         """Write state and events unless someone saved since it was read (then ``False``)."""
-        state = to_document(o)
-        del state["_id"]
-        state["version"] = o.version + 1
-        result = await self._outbox.update(
+        saved = await self._outbox.save_versioned(
             self.collection,
-            {"_id": o.id, "venueId": o.venue_id, "version": o.version},
-            {"$set": state},
+            to_document(o),
             self._entries(o),
+            venue_id=o.venue_id,
+            version=o.version,
         )
-        if result.matched_count != 1:
-            return False
-        o.version += 1
-        return True
+        if saved:
+            o.version += 1
+        return saved
 
     async def get(self, venue_id: str, opportunity_id: str) -> Opportunity | None:
         document = await self.collection.find_one(
