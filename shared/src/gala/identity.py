@@ -148,6 +148,13 @@ def require_roles(*roles: Role) -> Any:
     return Depends(dependency)
 
 
+def ensure_role(principal: Principal, roles: frozenset[Role], doing: str) -> None:
+    """403 unless ``principal`` has one of ``roles``: "Only ADMIN or SALES may <doing>."."""
+    if principal.role not in roles:
+        allowed = " or ".join(sorted(role.value for role in roles))
+        raise Forbidden(f"Only {allowed} may {doing}.")
+
+
 async def current_venue(principal: CurrentPrincipal) -> str:
     return principal.venue_id
 

@@ -8,8 +8,6 @@ another change is recomputed from a fresh read, a few times.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -22,24 +20,17 @@ from contacts.leads.domain import (
     ContactPatch,
 )
 from contacts.leads.repository import ContactFilter, ContactRepository, EmailTaken
+from gala.concurrency import SAVE_ATTEMPTS, save_attempts
 from gala.contracts.contacts import ContactStatus, LeadSource
 from gala.contracts.pipeline import OpportunityEvent
-from gala.errors import Forbidden
-from gala.identity import Principal, Role
+from gala.identity import Principal, Role, ensure_role
 from gala.store import utc_now
 from gala.values import UNSET
 
-SAVE_ATTEMPTS = 10
 CONTACT_ROLES = frozenset({Role.ADMIN, Role.SALES})
 ERASE_ROLES = frozenset({Role.ADMIN})
 
 Clock = Callable[[], datetime]
-
-
-def ensure_role(principal: Principal, roles: frozenset[Role], doing: str) -> None:
-    if principal.role not in roles:
-        allowed = " or ".join(sorted(role.value for role in roles))
-        raise Forbidden(f"Only {allowed} may {doing}.")
 
 
 class ContactService:
@@ -102,7 +93,7 @@ class ContactService:
         custom_fields: dict[str, Any] | None = None,
     ) -> tuple[Contact, bool]:
         """Create the contact, or update the one with this email; ``True`` if created."""
-        for _ in range(SAVE_ATTEMPTS):
+        async for _ in save_attempts():
             existing = await self._contacts.by_email(venue_id, email.strip().lower())
             if existing is None:
                 try:
@@ -167,29 +158,22 @@ class ContactService:
     async def _change(
         self, venue_id: str, contact_id: str, change: Callable[[Contact], None]
     ) -> Contact:
-        for attempt in range(SAVE_ATTEMPTS):
+        async for _ in save_attempts():
             contact = await self._load(venue_id, contact_id)
             change(contact)
             if await self._save(contact):
                 return contact
-            await _back_off(attempt)
         raise ContactChangedConcurrently()
 
     async def _change_if_present(
         self, venue_id: str, contact_id: str, change: Callable[[Contact], None]
     ) -> None:
         """Apply an event's change; an unknown contact (of this venue) is ignored."""
-        for attempt in range(SAVE_ATTEMPTS * 2):
+        async for _ in save_attempts(SAVE_ATTEMPTS * 2):
             contact = await self._contacts.get(venue_id, contact_id)
             if contact is None:
                 return
             change(contact)
             if await self._save(contact):
                 return
-            await _back_off(attempt)
         raise ContactChangedConcurrently()
-
-
-async def _back_off(attempt: int) -> None:
-    """A short, jittered pause before recomputing a change that lost a race."""
-    await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))

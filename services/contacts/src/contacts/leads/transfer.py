@@ -39,9 +39,10 @@ from contacts.leads.csv_format import (
 )
 from contacts.leads.domain import Contact, ContactError, ContactPatch
 from contacts.leads.repository import ContactFilter, ContactRepository
-from contacts.leads.service import CONTACT_ROLES, SAVE_ATTEMPTS, Clock, ensure_role
+from contacts.leads.service import CONTACT_ROLES, Clock
+from gala.concurrency import save_attempts
 from gala.contracts.contacts import ContactStatus, LeadSource
-from gala.identity import Principal
+from gala.identity import Principal, ensure_role
 from gala.store import utc_now
 from gala.values import UNSET
 
@@ -183,7 +184,7 @@ class ContactTransfer:
         outcomes: list[Outcome] = []
         existed = 0
         pending = by_email
-        for attempt in range(SAVE_ATTEMPTS):
+        async for attempt in save_attempts():
             if not pending:
                 break
             looked_up = look_first or attempt > 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from gala.identity import Principal
+from gala.identity import Principal, ensure_role
 from pipeline.board.domain import Board, StageTotals, column
 from pipeline.board.repository import BoardRepository
-from pipeline.roles import READERS, ensure_role
+from pipeline.roles import READERS
 from pipeline.stages.repository import SetupRepository
 
 NONE = StageTotals(0, 0)

@@ -9,8 +9,6 @@ save that lost a race with another change is recomputed from a fresh read.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -18,7 +16,8 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from gala.identity import Principal
+from gala.concurrency import save_attempts
+from gala.identity import Principal, ensure_role
 from gala.store import utc_now
 from gala.values import UNSET, Unset
 from pipeline.contacts.service import ContactDirectory
@@ -32,14 +31,13 @@ from pipeline.opportunities.domain import (
     check_capacity,
 )
 from pipeline.opportunities.repository import OpportunityFilter, OpportunityRepository
-from pipeline.roles import READERS, WRITERS, ensure_role
+from pipeline.roles import READERS, WRITERS
 from pipeline.rooms.domain import RoomBusy, RoomNotFound
 from pipeline.rooms.repository import RoomRepository
 from pipeline.rooms.service import Bookings
 from pipeline.stages.domain import PipelineSetup, Stage
 from pipeline.stages.repository import SetupRepository
 
-SAVE_ATTEMPTS = 10
 Clock = Callable[[], datetime]
 Change = Callable[[Opportunity, PipelineSetup], bool]
 """Changes an opportunity in place; ``False`` when there was nothing to change."""
@@ -188,7 +186,7 @@ class OpportunityService:
         return opportunity
 
     async def _change(self, venue_id: str, opportunity_id: str, change: Change) -> Opportunity:
-        for attempt in range(SAVE_ATTEMPTS):
+        async for _ in save_attempts():
             opportunity = await self._load(venue_id, opportunity_id)
             setup = await self._setups.get(venue_id)
             held = opportunity.room_claim
@@ -212,10 +210,4 @@ class OpportunityService:
             # Lost a race: a claim made for this attempt is stale now (this version never
             # lands) and is refreshed or taken over later; deleting it could delete the
             # claim of the concurrent change that won, when both wanted the same day.
-            await _back_off(attempt)
         raise OpportunityChangedConcurrently()
-
-
-async def _back_off(attempt: int) -> None:
-    """A short, jittered pause before recomputing a change that lost a race."""
-    await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))

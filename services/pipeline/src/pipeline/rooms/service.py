@@ -6,9 +6,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from gala.identity import Principal
+from gala.identity import Principal, ensure_role
 from gala.store import utc_now
-from pipeline.roles import WRITERS, ensure_role
+from pipeline.roles import WRITERS
 from pipeline.rooms.domain import (
     ClaimState,
     Room,

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from gala.identity import Principal
+from gala.concurrency import save_attempts
+from gala.identity import Principal, ensure_role
 from gala.store import utc_now
 from pipeline.opportunities.repository import OpportunityRepository
-from pipeline.roles import ADMINS, READERS, WRITERS, ensure_role
+from pipeline.roles import ADMINS, READERS, WRITERS
 from pipeline.stages.domain import (
     CurrencyInUse,
     PipelineSetup,
@@ -20,7 +19,6 @@ from pipeline.stages.domain import (
 )
 from pipeline.stages.repository import SetupRepository
 
-SAVE_ATTEMPTS = 10
 Clock = Callable[[], datetime]
 
 
@@ -42,7 +40,7 @@ class SetupService:
     async def put_stages(self, principal: Principal, drafts: Sequence[StageDraft]) -> PipelineSetup:
         ensure_role(principal, WRITERS, "change the stages")
         venue_id = principal.venue_id
-        for attempt in range(SAVE_ATTEMPTS):
+        async for _ in save_attempts():
             setup = await self._setups.get(venue_id)
             plan = setup.plan(drafts)
             counts = await self._opportunities.count_open_in(venue_id, list(plan.affected))
@@ -51,7 +49,6 @@ class SetupService:
             setup.apply(plan, self._clock())
             if await self._setups.save(setup):
                 return setup
-            await _back_off(attempt)
         raise SetupChangedConcurrently()
 
     async def get_settings(self, principal: Principal) -> PipelineSetup:
@@ -61,7 +58,7 @@ class SetupService:
     async def put_settings(self, principal: Principal, currency: str) -> PipelineSetup:
         ensure_role(principal, ADMINS, "change the pipeline settings")
         venue_id = principal.venue_id
-        for attempt in range(SAVE_ATTEMPTS):
+        async for _ in save_attempts():
             setup = await self._setups.get(venue_id)
             if not setup.change_currency(currency, self._clock()):
                 return setup
@@ -70,9 +67,4 @@ class SetupService:
                 raise CurrencyInUse(count)
             if await self._setups.save(setup):
                 return setup
-            await _back_off(attempt)
         raise SetupChangedConcurrently()
-
-
-async def _back_off(attempt: int) -> None:
-    await asyncio.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
