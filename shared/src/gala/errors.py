@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:gala:problem:"
+RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "code"})
+"""Members every problem has; an extension by one of these names would clobber it."""
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,9 @@ class GalaError(Exception):
     title: ClassVar[str] = "Bad request"
 
     def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        reserved = RESERVED_MEMBERS & extensions.keys()
+        if reserved:  # a programming error: caught by the first test that raises it
+            raise TypeError(f"problem extensions cannot be named {sorted(reserved)}")
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.extensions = extensions

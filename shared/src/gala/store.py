@@ -144,6 +144,29 @@ async def find_page(
     return Page(items=items, next_cursor=next_cursor)
 
 
+async def aggregate_page(
+    collection: AsyncCollection[Document],
+    pipeline: Sequence[Document],
+    sort: Sequence[SortKey],
+    limit: int,
+    cursor: str | None,
+) -> Page:
+    """One page of an aggregation's output in the order of ``sort``, whose last key must
+    be unique in that output (e.g. an embedded item's id after an ``$unwind``; the
+    outer ``_id`` is not). Sort keys are field paths: FerretDB does not evaluate
+    ``$``-expressions in ``$project``, so the output cannot be reshaped first."""
+    stages = list(pipeline)
+    if cursor:
+        stages.append({"$match": _after(sort, decode_cursor(cursor, len(sort)))})
+    stages += [{"$sort": dict(sort)}, {"$limit": limit + 1}]
+    items = await (await collection.aggregate(stages)).to_list(length=None)
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        next_cursor = encode_cursor([_value(items[-1], key) for key, _ in sort])
+    return Page(items=items, next_cursor=next_cursor)
+
+
 def utc_now() -> datetime:
     """Now, in UTC, to the millisecond: what the store keeps of a datetime."""
     now = datetime.now(UTC)

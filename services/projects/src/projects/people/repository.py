@@ -1,0 +1,107 @@
+"""The only module that speaks to the store about the people copies (``users`` and
+``contacts``): one document per user or contact, ``_id`` its id in the contacts service."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from gala.identity import Role, venue_scoped
+from gala.store import Document, Index, Store
+from gala.values import as_utc
+from projects.people.domain import ContactCopy, UserCopy
+
+USERS = "users"
+CONTACTS = "contacts"
+INDEXES: Sequence[Index] = (
+    Index(USERS, [("venueId", ASCENDING), ("email", ASCENDING)]),
+    Index(CONTACTS, [("venueId", ASCENDING), ("email", ASCENDING)]),
+)
+
+
+def _user(d: Mapping[str, Any]) -> UserCopy:
+    as_of = as_utc(d["asOf"])
+    assert as_of is not None
+    return UserCopy(d["_id"], d["venueId"], d["email"], Role(d["role"]), d["active"], as_of)
+
+
+def _contact(d: Mapping[str, Any]) -> ContactCopy:
+    as_of = as_utc(d["asOf"])
+    assert as_of is not None
+    return ContactCopy(d["_id"], d["venueId"], d.get("email"), bool(d["erased"]), as_of)
+
+
+class PeopleRepository:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @property
+    def users(self) -> AsyncCollection[Document]:
+        return self._store[USERS]
+
+    @property
+    def contacts(self) -> AsyncCollection[Document]:
+        return self._store[CONTACTS]
+
+    async def keep_user(self, user: UserCopy) -> bool:
+        """Keep ``user`` unless a newer copy exists; ``True`` if it was written."""
+        state = {
+            "venueId": user.venue_id,
+            "email": user.email,
+            "role": user.role.value,
+            "active": user.active,
+            "asOf": user.as_of,
+        }
+        return await _keep_newer(self.users, user.id, state, {})
+
+    async def user(self, venue_id: str, user_id: str) -> UserCopy | None:
+        d = await self.users.find_one(venue_scoped(venue_id, {"_id": user_id}))
+        return _user(d) if d is not None else None
+
+    async def users_with_email(self, venue_id: str, email: str) -> list[UserCopy]:
+        cursor = self.users.find(venue_scoped(venue_id, {"email": email}))
+        return [_user(d) async for d in cursor]
+
+    async def keep_contact(self, contact: ContactCopy) -> bool:
+        """Keep ``contact`` unless it is erased or a newer copy exists."""
+        state = {
+            "venueId": contact.venue_id,
+            "email": contact.email,
+            "erased": False,
+            "asOf": contact.as_of,
+        }
+        return await _keep_newer(self.contacts, contact.id, state, {"erased": False})
+
+    async def erase_contact(self, contact: ContactCopy) -> None:
+        await self.contacts.update_one(
+            {"_id": contact.id, "venueId": contact.venue_id},
+            {"$set": {"email": None, "erased": True, "asOf": contact.as_of}},
+            upsert=True,
+        )
+
+    async def contact(self, venue_id: str, contact_id: str) -> ContactCopy | None:
+        d = await self.contacts.find_one(venue_scoped(venue_id, {"_id": contact_id}))
+        return _contact(d) if d is not None else None
+
+    async def contacts_with_email(self, venue_id: str, email: str) -> list[ContactCopy]:
+        cursor = self.contacts.find(venue_scoped(venue_id, {"email": email, "erased": False}))
+        return [_contact(d) async for d in cursor]
+
+
+async def _keep_newer(
+    collection: AsyncCollection[Document], doc_id: str, state: Document, guard: Document
+) -> bool:
+    """Upsert ``state`` unless the stored copy is newer (or fails ``guard``)."""
+    try:
+        result = await collection.update_one(
+            {"_id": doc_id, "venueId": state["venueId"], "asOf": {"$lte": state["asOf"]}, **guard},
+            {"$set": state},
+            upsert=True,
+        )
+    except DuplicateKeyError:
+        return False  # it exists, and is newer or fails the guard
+    return result.matched_count == 1 or result.upserted_id is not None

@@ -1,0 +1,73 @@
+"""Use cases of the people copies: follow user and contact events, answer lookups."""
+
+from __future__ import annotations
+
+from gala.identity import Role
+from projects.people.domain import (
+    ContactCopy,
+    UnknownAssignee,
+    UnknownClient,
+    UserCopy,
+    normalize_email,
+)
+from projects.people.repository import PeopleRepository
+
+
+class People:
+    def __init__(self, people: PeopleRepository) -> None:
+        self._people = people
+
+    async def user_seen(self, user: UserCopy) -> bool:
+        """A user event: keep the user; ``True`` if this is now the newest copy."""
+        return await self._people.keep_user(
+            UserCopy(
+                user.id,
+                user.venue_id,
+                normalize_email(user.email),
+                user.role,
+                user.active,
+                user.as_of,
+            )
+        )
+
+    async def contact_seen(self, contact: ContactCopy) -> bool:
+        email = normalize_email(contact.email) if contact.email else None
+        return await self._people.keep_contact(
+            ContactCopy(contact.id, contact.venue_id, email, False, contact.as_of)
+        )
+
+    async def contact_erased(self, contact: ContactCopy) -> None:
+        await self._people.erase_contact(contact)
+
+    async def require_assignee(self, venue_id: str, user_id: str) -> UserCopy:
+        """An active user of the venue, else 422."""
+        user = await self._people.user(venue_id, user_id)
+        if user is None or not user.active:
+            raise UnknownAssignee(user_id)
+        return user
+
+    async def require_client(self, venue_id: str, user_id: str) -> UserCopy:
+        """An active CLIENT user of the venue, else 422."""
+        user = await self._people.user(venue_id, user_id)
+        if user is None or not user.active or not user.is_client:
+            raise UnknownClient(user_id)
+        return user
+
+    async def clients_of_contact(self, venue_id: str, contact_id: str | None) -> list[str]:
+        """The active CLIENT users with the contact's e-mail address, in the same venue."""
+        if contact_id is None:
+            return []
+        contact = await self._people.contact(venue_id, contact_id)
+        if contact is None or contact.erased or contact.email is None:
+            return []
+        users = await self._people.users_with_email(venue_id, contact.email)
+        return sorted(u.id for u in users if u.role is Role.CLIENT and u.active)
+
+    async def contacts_of_client(self, user: UserCopy) -> list[str]:
+        """The contacts an active CLIENT user is (by e-mail address)."""
+        if not user.is_client or not user.active:
+            return []
+        contacts = await self._people.contacts_with_email(
+            user.venue_id, normalize_email(user.email)
+        )
+        return [c.id for c in contacts]

@@ -1,0 +1,238 @@
+"""The only module that speaks to the store about projects (and the tasks inside them).
+
+One document per project in ``projects``: its tasks in order (a task's position is its
+index), its pending events (the outbox), a ``version`` every save checks. ``settings``
+is stored as JSON text: kept exactly as given, with keys the store would refuse.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from gala.contracts.projects import ProjectStatus, TaskEvent, TaskStatus
+from gala.events.outbox import Outbox
+from gala.identity import venue_scoped
+from gala.store import Document, Index, Page, PageRequest, Store, find_page
+from gala.values import as_utc
+from projects.projects.domain import Project
+from projects.tasks.domain import NO_DUE_DATE, Task
+
+COLLECTION = "projects"
+SORT: Sequence[tuple[str, int]] = [("startDate", ASCENDING)]
+READ_FIELDS = {"_outbox": 0, "_outboxPending": 0, "_outboxLease": 0}
+
+
+def _listing_indexes() -> list[Index]:
+    """Each equality filter the listing offers, then its order (start date) and the id."""
+    indexes = [Index(COLLECTION, [("venueId", ASCENDING), ("startDate", ASCENDING), ("_id", 1)])]
+    for name in ("status", "opportunityId", "clientIds"):
+        keys = [("venueId", ASCENDING), (name, ASCENDING), ("startDate", ASCENDING), ("_id", 1)]
+        indexes.append(Index(COLLECTION, keys))
+    return indexes
+
+
+INDEXES: Sequence[Index] = (
+    *_listing_indexes(),
+    Index(COLLECTION, [("clientLink", ASCENDING)], unique=True),
+    Index(COLLECTION, [("venueId", ASCENDING), ("contactId", ASCENDING)]),
+    # a task by its id, and the tasks across projects (see tasks/repository.py)
+    Index(COLLECTION, [("tasks.id", ASCENDING)]),
+    Index(COLLECTION, [("venueId", 1), ("tasks.assigneeId", 1), ("tasks.dueSort", 1)]),
+    Index(COLLECTION, [("venueId", 1), ("tasks.dueSort", 1)]),
+)
+
+
+def task_document(t: Task, position: int) -> Document:
+    return {
+        "id": t.id,
+        "position": position,
+        "title": t.title,
+        "description": t.description,
+        "status": t.status.value,
+        "assigneeId": t.assignee_id,
+        "dueDate": t.due_date,
+        "dueSort": t.due_date or NO_DUE_DATE,
+        "isInternal": t.is_internal,
+        "daysBefore": t.days_before,
+        "dueByHand": t.due_by_hand,
+        "completedAt": t.completed_at,
+        "createdAt": t.created_at,
+        "updatedAt": t.updated_at,
+    }
+
+
+def task_from(d: Mapping[str, Any]) -> Task:
+    created, updated = as_utc(d["createdAt"]), as_utc(d["updatedAt"])
+    assert created is not None and updated is not None
+    days = d.get("daysBefore")
+    return Task(
+        id=d["id"],
+        title=d["title"],
+        description=d.get("description"),
+        status=TaskStatus(d["status"]),
+        assignee_id=d.get("assigneeId"),
+        due_date=as_utc(d.get("dueDate")),
+        is_internal=bool(d.get("isInternal")),
+        days_before=None if days is None else int(days),
+        due_by_hand=bool(d.get("dueByHand")),
+        completed_at=as_utc(d.get("completedAt")),
+        created_at=created,
+        updated_at=updated,
+    )
+
+
+def to_document(p: Project) -> Document:
+    return {
+        "_id": p.id,
+        "venueId": p.venue_id,
+        "opportunityId": p.opportunity_id,
+        "contactId": p.contact_id,
+        "name": p.name,
+        "status": p.status.value,
+        "eventType": p.event_type,
+        "eventDate": p.event_date,
+        "startDate": p.start_date,
+        "endDate": p.end_date,
+        "clientLink": p.client_link,
+        "clientIds": list(p.client_ids),
+        "settings": None if p.settings is None else json.dumps(p.settings),
+        "tasks": [task_document(t, i) for i, t in enumerate(p.tasks)],
+        "opportunityAsOf": p.opportunity_as_of,
+        "createdAt": p.created_at,
+        "updatedAt": p.updated_at,
+        "version": p.version,
+    }
+
+
+def _utc(d: Mapping[str, Any], name: str) -> datetime:
+    value = as_utc(d[name])
+    assert value is not None
+    return value
+
+
+def from_document(d: Mapping[str, Any]) -> Project:
+    settings = d.get("settings")
+    return Project(
+        id=d["_id"],
+        venue_id=d["venueId"],
+        opportunity_id=d["opportunityId"],
+        contact_id=d.get("contactId"),
+        name=d["name"],
+        status=ProjectStatus(d["status"]),
+        event_type=d.get("eventType"),
+        event_date=_utc(d, "eventDate"),
+        start_date=_utc(d, "startDate"),
+        end_date=_utc(d, "endDate"),
+        client_link=d["clientLink"],
+        client_ids=list(d.get("clientIds") or []),
+        settings=None if settings is None else json.loads(settings),
+        tasks=[task_from(t) for t in d.get("tasks") or []],
+        opportunity_as_of=_utc(d, "opportunityAsOf"),
+        created_at=_utc(d, "createdAt"),
+        updated_at=_utc(d, "updatedAt"),
+        version=int(d["version"]),
+    )
+
+
+@dataclass(frozen=True)
+class ProjectFilter:
+    status: ProjectStatus | None = None
+    opportunity_id: str | None = None
+    starts_from: datetime | None = None
+    starts_before: datetime | None = None
+    client_id: str | None = None
+    """Only the projects this CLIENT user belongs to."""
+
+    def query(self, venue_id: str) -> Document:
+        query: Document = venue_scoped(venue_id)
+        if self.status is not None:
+            query["status"] = self.status.value
+        if self.opportunity_id is not None:
+            query["opportunityId"] = self.opportunity_id
+        if self.client_id is not None:
+            query["clientIds"] = self.client_id
+        dates: Document = {}
+        if self.starts_from is not None:
+            dates["$gte"] = self.starts_from
+        if self.starts_before is not None:
+            dates["$lt"] = self.starts_before
+        if dates:
+            query["startDate"] = dates
+        return query
+
+
+class ProjectRepository:
+    def __init__(self, store: Store, outbox: Outbox) -> None:
+        self._store = store
+        self._outbox = outbox
+
+    @property
+    def collection(self) -> AsyncCollection[Document]:
+        return self._store[COLLECTION]
+
+    def _entries(self, p: Project) -> list[Document]:
+        return [
+            self._outbox.entry(
+                event,
+                subject=event.task_id if isinstance(event, TaskEvent) else p.id,
+                venue_id=p.venue_id,
+            )
+            for event in p.collect_events()
+        ]
+
+    async def add(self, p: Project) -> None:
+        """Insert a new project; a DuplicateKeyError means it exists already."""
+        await self._outbox.insert(self.collection, to_document(p), self._entries(p))
+
+    async def save(self, p: Project) -> bool:
+        """Write state and events unless someone saved since it was read (then ``False``)."""
+        saved = await self._outbox.save_versioned(
+            self.collection,
+            to_document(p),
+            self._entries(p),
+            venue_id=p.venue_id,
+            version=p.version,
+        )
+        if saved:
+            p.version += 1
+        return saved
+
+    async def get(self, venue_id: str, project_id: str) -> Project | None:
+        d = await self.collection.find_one(venue_scoped(venue_id, {"_id": project_id}), READ_FIELDS)
+        return from_document(d) if d is not None else None
+
+    async def with_task(self, venue_id: str, task_id: str) -> Project | None:
+        d = await self.collection.find_one(
+            venue_scoped(venue_id, {"tasks.id": task_id}), READ_FIELDS
+        )
+        return from_document(d) if d is not None else None
+
+    async def by_client_link(self, link: str) -> Project | None:
+        d = await self.collection.find_one({"clientLink": link}, READ_FIELDS)
+        return from_document(d) if d is not None else None
+
+    async def ids_of_contacts(self, venue_id: str, contact_ids: Sequence[str]) -> list[str]:
+        if not contact_ids:
+            return []
+        cursor = self.collection.find(
+            venue_scoped(venue_id, {"contactId": {"$in": list(contact_ids)}}), {"_id": 1}
+        )
+        return [d["_id"] async for d in cursor]
+
+    async def page(
+        self, venue_id: str, where: ProjectFilter, limit: int, cursor: str | None
+    ) -> tuple[list[Project], str | None]:
+        page: Page = await find_page(
+            self.collection,
+            where.query(venue_id),
+            PageRequest(sort=SORT, limit=limit, cursor=cursor),
+            READ_FIELDS,
+        )
+        return [from_document(d) for d in page.items], page.next_cursor
