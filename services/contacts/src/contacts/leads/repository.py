@@ -17,15 +17,14 @@ from decimal import Decimal
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from contacts.leads.domain import Contact, TrackedOpportunity
+from gala.aggregates import READ_FIELDS, AggregateRepository, Codec
 from gala.contracts.contacts import ContactStatus, HeatReason, LeadSource
 from gala.contracts.pipeline import OpportunityOutcome
-from gala.events.outbox import Outbox
 from gala.identity import venue_scoped
-from gala.store import Document, Index, Page, PageRequest, Store, find_page
+from gala.store import Document, Index, PageRequest
 from gala.values import as_utc
 
 COLLECTION = "contacts"
@@ -62,8 +61,6 @@ INDEXES: Sequence[Index] = (
     ),
     *_listing_indexes(),
 )
-
-READ_FIELDS = {"_outbox": 0, "_outboxPending": 0, "_outboxLease": 0}
 
 
 def _json(value: Any) -> str | None:
@@ -182,66 +179,35 @@ class ContactFilter:
         return query
 
 
-class ContactRepository:
-    def __init__(self, store: Store, outbox: Outbox) -> None:
-        self._store = store
-        self._outbox = outbox
-
-    @property
-    def collection(self) -> AsyncCollection[Document]:
-        return self._store[COLLECTION]
-
-    def _entries(self, contact: Contact) -> list[Document]:
-        return self._outbox.entries(
-            contact.collect_events(), subject=contact.id, venue_id=contact.venue_id
-        )
+class ContactRepository(AggregateRepository[Contact]):
+    COLLECTION = COLLECTION
+    codec = Codec(to_document, from_document)
 
     async def add(self, contact: Contact) -> bool:
         """Insert with its events; ``False`` when the venue has a contact with this email."""
         try:
-            await self._outbox.insert(self.collection, to_document(contact), self._entries(contact))
+            await self.insert(contact)
         except DuplicateKeyError:
             return False
         return True
 
     async def save(self, contact: Contact) -> bool:
-        """Write state and events unless someone saved since it was read (then ``False``)."""
+        """Write state and events unless someone saved since it was read (then ``False``);
+        ``EmailTaken`` when another contact of the venue has its email."""
         try:
-            saved = await self._outbox.save_versioned(
-                self.collection,
-                to_document(contact),
-                self._entries(contact),
-                venue_id=contact.venue_id,
-                version=contact.version,
-            )
+            return await super().save(contact)
         except DuplicateKeyError:
             raise EmailTaken(contact.email) from None
-        if saved:
-            contact.version += 1
-        return saved
-
-    async def get(self, venue_id: str, contact_id: str) -> Contact | None:
-        document = await self.collection.find_one(
-            venue_scoped(venue_id, {"_id": contact_id}), READ_FIELDS
-        )
-        return from_document(document) if document is not None else None
 
     async def by_email(self, venue_id: str, email: str) -> Contact | None:
-        document = await self.collection.find_one(
-            venue_scoped(venue_id, {"emailKey": email}), READ_FIELDS
-        )
-        return from_document(document) if document is not None else None
+        return await self.find_one(venue_scoped(venue_id, {"emailKey": email}))
 
     async def page(
         self, venue_id: str, where: ContactFilter, sort: str, limit: int, cursor: str | None
     ) -> tuple[list[Contact], str | None]:
-        page: Page = await find_page(
-            self.collection,
-            where.query(venue_id),
-            PageRequest(sort=SORTS[sort], limit=limit, cursor=cursor),
-            READ_FIELDS,
+        return await self.find_page(
+            where.query(venue_id), PageRequest(sort=SORTS[sort], limit=limit, cursor=cursor)
         )
-        return [from_document(document) for document in page.items], page.next_cursor
 
     async def explain(self, venue_id: str, where: ContactFilter, sort: str) -> Document:
         """The store's plan for a listing query (tests prove it uses an index)."""
@@ -272,7 +238,7 @@ class ContactRepository:
         Answers the ids of those not inserted because their venue has a contact with that
         email already (added meanwhile); every other one is stored regardless.
         """
-        documents = [(to_document(contact), self._entries(contact)) for contact in contacts]
+        documents = [(to_document(contact), self.entries(contact)) for contact in contacts]
         try:
             await self._outbox.insert_many(self.collection, documents, ordered=False)
         except BulkWriteError as exc:

@@ -27,14 +27,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from contacts.users.domain import User, UserError
+from gala.aggregates import READ_FIELDS, AggregateRepository, Codec
 from gala.errors import ServiceUnavailable
-from gala.events.outbox import Outbox
 from gala.identity import Role, venue_scoped
-from gala.store import Document, Index, Page, PageRequest, Store, find_page
+from gala.store import Document, Index, PageRequest
 from gala.values import as_utc
 
 COLLECTION = "users"
@@ -54,23 +53,6 @@ INDEXES: Sequence[Index] = (
     Index(COLLECTION, [("email", ASCENDING)], name="users_email"),
 )
 
-FIELDS: Mapping[str, int] = {
-    name: 1
-    for name in (
-        "_id",
-        "venueId",
-        "authSubject",
-        "email",
-        "name",
-        "image",
-        "emailVerified",
-        "role",
-        "active",
-        "createdAt",
-        "updatedAt",
-        "version",
-    )
-}
 """What a read needs: never the pending events riding in the document."""
 
 GUARD_LEASE = timedelta(seconds=15)
@@ -120,57 +102,35 @@ def from_document(document: Mapping[str, Any]) -> User:
     )
 
 
-class UserRepository:
-    def __init__(self, store: Store, outbox: Outbox) -> None:
-        self._store = store
-        self._outbox = outbox
-
-    @property
-    def _users(self) -> AsyncCollection[Document]:
-        return self._store[COLLECTION]
-
-    def _entries(self, user: User) -> list[Document]:
-        return self._outbox.entries(user.collect_events(), subject=user.id, venue_id=user.venue_id)
+class UserRepository(AggregateRepository[User]):
+    COLLECTION = COLLECTION
+    codec = Codec(to_document, from_document)
 
     async def add(self, user: User) -> bool:
         """Insert a new user with its events; ``False`` if its identity or email is taken."""
-        entries = self._entries(user)
         try:
-            await self._outbox.insert(self._users, to_document(user), entries)
+            await self.insert(user)
         except DuplicateKeyError:
             return False
         return True
 
     async def save(self, user: User) -> bool:
-        """Write ``user``'s state and events if nobody saved it since it was read.
-
-        ``False`` (and nothing written) when the stored version moved on: read again.
-        """
-        entries = self._entries(user)
-        if not entries:
+        """Write ``user``'s state and events if nobody saved it since it was read (an
+        unchanged user is not written); ``False`` when the stored version moved on."""
+        if not user.pending_events:
             return True
-        saved = await self._outbox.save_versioned(
-            self._users, to_document(user), entries, venue_id=user.venue_id, version=user.version
-        )
-        if saved:
-            user.version += 1
-        return saved
-
-    async def get(self, venue_id: str, user_id: str) -> User | None:
-        document = await self._users.find_one(venue_scoped(venue_id, {"_id": user_id}), FIELDS)
-        return from_document(document) if document is not None else None
+        return await super().save(user)
 
     async def by_auth_subject(self, auth_subject: str) -> User | None:
-        document = await self._users.find_one({"authSubject": auth_subject}, FIELDS)
-        return from_document(document) if document is not None else None
+        return await self.find_one({"authSubject": auth_subject})
 
     async def by_email(self, venue_id: str, email: str) -> User | None:
-        document = await self._users.find_one(venue_scoped(venue_id, {"email": email}), FIELDS)
-        return from_document(document) if document is not None else None
+        return await self.find_one(venue_scoped(venue_id, {"email": email}))
 
     async def with_email(self, email: str, limit: int) -> list[User]:
         """Users of any venue with ``email`` (an email is unique per venue only)."""
-        cursor = self._users.find({"email": email}, FIELDS).sort("_id", ASCENDING).limit(limit)
+        cursor = self.collection.find({"email": email}, READ_FIELDS)
+        cursor = cursor.sort("_id", ASCENDING).limit(limit)
         return [from_document(document) for document in await cursor.to_list(length=limit)]
 
     async def page(
@@ -187,17 +147,14 @@ class UserRepository:
             query["role"] = role.value
         if active is not None:
             query["active"] = active
-        page: Page = await find_page(
-            self._users, query, PageRequest(limit=limit, cursor=cursor), FIELDS
-        )
-        return [from_document(document) for document in page.items], page.next_cursor
+        return await self.find_page(query, PageRequest(limit=limit, cursor=cursor))
 
     async def count_other_active_admins(self, venue_id: str, user_id: str) -> int:
         """Meaningful only under :meth:`admin_guard` (see the module docstring)."""
         query = venue_scoped(
             venue_id, {"role": Role.ADMIN.value, "active": True, "_id": {"$ne": user_id}}
         )
-        return await self._users.count_documents(query)
+        return await self.collection.count_documents(query)
 
     @asynccontextmanager
     async def admin_guard(self, venue_id: str) -> AsyncIterator[None]:

@@ -16,10 +16,11 @@ from typing import Any
 
 from pymongo import DESCENDING
 
+from gala.aggregates import READ_FIELDS
 from gala.store import Document, Store
 from pipeline.board.domain import StageTotals
 from pipeline.opportunities.domain import Opportunity
-from pipeline.opportunities.repository import COLLECTION, READ_FIELDS, from_document
+from pipeline.opportunities.repository import COLLECTION, from_document
 
 CARD_SORT: Sequence[tuple[str, int]] = [("updatedAt", DESCENDING), ("_id", DESCENDING)]
 

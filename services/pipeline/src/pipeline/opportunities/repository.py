@@ -17,19 +17,17 @@ from typing import Any
 
 from bson import Int64
 from pymongo import ASCENDING, DESCENDING
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from gala.aggregates import AggregateRepository, Codec
 from gala.contracts.pipeline import OpportunityOutcome
-from gala.events.outbox import Outbox
 from gala.identity import venue_scoped
-from gala.store import Document, Index, Page, PageRequest, Store, find_page
+from gala.store import Document, Index, PageRequest
 from gala.values import as_utc
 from pipeline.opportunities.domain import Opportunity
 
 COLLECTION = "opportunities"
 SORT: Sequence[tuple[str, int]] = [("createdAt", DESCENDING)]
-READ_FIELDS = {"_outbox": 0, "_outboxPending": 0, "_outboxLease": 0}
 
 
 def _listing_indexes() -> list[Index]:
@@ -154,50 +152,16 @@ class HolderState:
     room_claim: str | None
 
 
-class OpportunityRepository:
-    def __init__(self, store: Store, outbox: Outbox) -> None:
-        self._store = store
-        self._outbox = outbox
-
-    @property
-    def collection(self) -> AsyncCollection[Document]:
-        return self._store[COLLECTION]
-
-    def _entries(self, o: Opportunity) -> list[Document]:
-        return self._outbox.entries(o.collect_events(), subject=o.id, venue_id=o.venue_id)
-
-    async def add(self, o: Opportunity) -> None:
-        await self._outbox.insert(self.collection, to_document(o), self._entries(o))
-
-    async def save(self, o: Opportunity) -> bool:
-        """Write state and events unless someone saved since it was read (then ``False``)."""
-        saved = await self._outbox.save_versioned(
-            self.collection,
-            to_document(o),
-            self._entries(o),
-            venue_id=o.venue_id,
-            version=o.version,
-        )
-        if saved:
-            o.version += 1
-        return saved
-
-    async def get(self, venue_id: str, opportunity_id: str) -> Opportunity | None:
-        document = await self.collection.find_one(
-            venue_scoped(venue_id, {"_id": opportunity_id}), READ_FIELDS
-        )
-        return from_document(document) if document is not None else None
+class OpportunityRepository(AggregateRepository[Opportunity]):
+    COLLECTION = COLLECTION
+    codec = Codec(to_document, from_document)
 
     async def page(
         self, venue_id: str, where: OpportunityFilter, limit: int, cursor: str | None
     ) -> tuple[list[Opportunity], str | None]:
-        page: Page = await find_page(
-            self.collection,
-            where.query(venue_id),
-            PageRequest(sort=SORT, limit=limit, cursor=cursor),
-            READ_FIELDS,
+        return await self.find_page(
+            where.query(venue_id), PageRequest(sort=SORT, limit=limit, cursor=cursor)
         )
-        return [from_document(d) for d in page.items], page.next_cursor
 
     async def count_open_in(self, venue_id: str, stage_ids: Sequence[str]) -> dict[str, int]:
         """How many open opportunities are in each of ``stage_ids`` (only those with some)."""

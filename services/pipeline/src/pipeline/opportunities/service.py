@@ -85,7 +85,7 @@ class OpportunityService:
         if opportunity.room_claim is not None:
             await self._bookings.claim(venue_id, opportunity.room_claim, opportunity.id, 1)
         try:
-            await self._opportunities.add(opportunity)
+            await self._opportunities.insert(opportunity)
         except DuplicateKeyError:
             raise RoomBusy() from None  # fenced: its stalled claim was taken over
         if await self._contacts.is_erased(venue_id, contact.id):

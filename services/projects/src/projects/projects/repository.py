@@ -14,19 +14,18 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.collection import AsyncCollection
 
+from gala.aggregates import AggregateRepository, Codec
 from gala.contracts.projects import ProjectStatus, TaskEvent, TaskStatus
-from gala.events.outbox import Outbox
+from gala.events.model import Event
 from gala.identity import venue_scoped
-from gala.store import Document, Index, Page, PageRequest, Store, find_page
+from gala.store import Document, Index, PageRequest
 from gala.values import as_utc
 from projects.projects.domain import Project
 from projects.tasks.domain import NO_DUE_DATE, Task
 
 COLLECTION = "projects"
 SORT: Sequence[tuple[str, int]] = [("startDate", ASCENDING)]
-READ_FIELDS = {"_outbox": 0, "_outboxPending": 0, "_outboxLease": 0}
 
 
 def _listing_indexes() -> list[Index]:
@@ -168,55 +167,19 @@ class ProjectFilter:
         return query
 
 
-class ProjectRepository:
-    def __init__(self, store: Store, outbox: Outbox) -> None:
-        self._store = store
-        self._outbox = outbox
+class ProjectRepository(AggregateRepository[Project]):
+    COLLECTION = COLLECTION
+    codec = Codec(to_document, from_document)
 
-    @property
-    def collection(self) -> AsyncCollection[Document]:
-        return self._store[COLLECTION]
-
-    def _entries(self, p: Project) -> list[Document]:
-        return [
-            self._outbox.entry(
-                event,
-                subject=event.task_id if isinstance(event, TaskEvent) else p.id,
-                venue_id=p.venue_id,
-            )
-            for event in p.collect_events()
-        ]
-
-    async def add(self, p: Project) -> None:
-        """Insert a new project; a DuplicateKeyError means it exists already."""
-        await self._outbox.insert(self.collection, to_document(p), self._entries(p))
-
-    async def save(self, p: Project) -> bool:
-        """Write state and events unless someone saved since it was read (then ``False``)."""
-        saved = await self._outbox.save_versioned(
-            self.collection,
-            to_document(p),
-            self._entries(p),
-            venue_id=p.venue_id,
-            version=p.version,
-        )
-        if saved:
-            p.version += 1
-        return saved
-
-    async def get(self, venue_id: str, project_id: str) -> Project | None:
-        d = await self.collection.find_one(venue_scoped(venue_id, {"_id": project_id}), READ_FIELDS)
-        return from_document(d) if d is not None else None
+    def subject(self, aggregate: Project, event: Event) -> str:
+        """A task's events are about the task."""
+        return event.task_id if isinstance(event, TaskEvent) else aggregate.id
 
     async def with_task(self, venue_id: str, task_id: str) -> Project | None:
-        d = await self.collection.find_one(
-            venue_scoped(venue_id, {"tasks.id": task_id}), READ_FIELDS
-        )
-        return from_document(d) if d is not None else None
+        return await self.find_one(venue_scoped(venue_id, {"tasks.id": task_id}))
 
     async def by_client_link(self, link: str) -> Project | None:
-        d = await self.collection.find_one({"clientLink": link}, READ_FIELDS)
-        return from_document(d) if d is not None else None
+        return await self.find_one({"clientLink": link})
 
     async def ids_of_contacts(self, venue_id: str, contact_ids: Sequence[str]) -> list[str]:
         if not contact_ids:
@@ -229,10 +192,6 @@ class ProjectRepository:
     async def page(
         self, venue_id: str, where: ProjectFilter, limit: int, cursor: str | None
     ) -> tuple[list[Project], str | None]:
-        page: Page = await find_page(
-            self.collection,
-            where.query(venue_id),
-            PageRequest(sort=SORT, limit=limit, cursor=cursor),
-            READ_FIELDS,
+        return await self.find_page(
+            where.query(venue_id), PageRequest(sort=SORT, limit=limit, cursor=cursor)
         )
-        return [from_document(d) for d in page.items], page.next_cursor

@@ -145,7 +145,7 @@ class ProjectService:
         clients = await self._people.clients_of_contact(won.venue_id, won.contact_id)
         project = Project.from_won(won, templates.for_event(won.event_type), clients, self._clock())
         try:
-            await self._projects.add(project)
+            await self._projects.insert(project)
         except DuplicateKeyError:
             return False  # made meanwhile (a redelivery racing the first delivery)
         return True

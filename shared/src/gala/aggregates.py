@@ -1,0 +1,103 @@
+"""Storing aggregates: one document per aggregate, its pending events inside it.
+
+An aggregate (a contact, an opportunity, a project) is changed in memory by its domain
+methods, which record the events they cause; its repository writes the new state and
+those events in one document write (the outbox relay publishes them), and only onto
+the version it was read at. A service's repository subclasses ``AggregateRepository``
+and adds the queries its use cases need::
+
+    class ProjectRepository(AggregateRepository[Project]):
+        COLLECTION = "projects"
+        codec = Codec(to_document, from_document)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from pymongo.asynchronous.collection import AsyncCollection
+
+from gala.events.model import Event
+from gala.events.outbox import LEASE, OUTBOX, PENDING, Outbox
+from gala.identity import venue_scoped
+from gala.store import Document, Page, PageRequest, Store, find_page
+
+READ_FIELDS: Mapping[str, int] = {OUTBOX: 0, PENDING: 0, LEASE: 0}
+"""What a read leaves out: the aggregate's pending events."""
+
+
+class Aggregate(Protocol):
+    id: str
+    venue_id: str
+    version: int
+
+    def collect_events(self) -> Sequence[Event]: ...
+
+
+A = TypeVar("A", bound=Aggregate)
+
+
+@dataclass(frozen=True)
+class Codec(Generic[A]):
+    """How an aggregate becomes its document, and back."""
+
+    to_document: Callable[[A], Document]
+    from_document: Callable[[Mapping[str, Any]], A]
+
+
+class AggregateRepository(Generic[A]):
+    COLLECTION: ClassVar[str]
+    codec: Codec[A]
+
+    def __init__(self, store: Store, outbox: Outbox) -> None:
+        self._store = store
+        self._outbox = outbox
+
+    def subject(self, aggregate: A, event: Event) -> str:
+        """The subject (and Kafka key) of an event the aggregate recorded."""
+        return aggregate.id
+
+    @property
+    def collection(self) -> AsyncCollection[Document]:
+        return self._store[self.COLLECTION]
+
+    def entries(self, aggregate: A) -> list[Document]:
+        """The aggregate's recorded events as outbox entries (collecting them)."""
+        return [
+            self._outbox.entry(
+                event, subject=self.subject(aggregate, event), venue_id=aggregate.venue_id
+            )
+            for event in aggregate.collect_events()
+        ]
+
+    async def insert(self, aggregate: A) -> None:
+        """Insert a new aggregate with its events (DuplicateKeyError if its id exists)."""
+        await self._outbox.insert(
+            self.collection, self.codec.to_document(aggregate), self.entries(aggregate)
+        )
+
+    async def save(self, aggregate: A) -> bool:
+        """Write state and events unless someone saved since it was read (then ``False``)."""
+        saved = await self._outbox.save_versioned(
+            self.collection,
+            self.codec.to_document(aggregate),
+            self.entries(aggregate),
+            venue_id=aggregate.venue_id,
+            version=aggregate.version,
+        )
+        if saved:
+            aggregate.version += 1
+        return saved
+
+    async def get(self, venue_id: str, aggregate_id: str) -> A | None:
+        return await self.find_one(venue_scoped(venue_id, {"_id": aggregate_id}))
+
+    async def find_one(self, query: Mapping[str, Any]) -> A | None:
+        document = await self.collection.find_one(dict(query), READ_FIELDS)
+        return self.codec.from_document(document) if document is not None else None
+
+    async def find_page(self, query: Document, request: PageRequest) -> tuple[list[A], str | None]:
+        page: Page = await find_page(self.collection, query, request, READ_FIELDS)
+        return [self.codec.from_document(d) for d in page.items], page.next_cursor
