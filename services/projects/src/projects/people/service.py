@@ -31,10 +31,14 @@ class People:
         )
 
     async def contact_seen(self, contact: ContactCopy) -> bool:
+        """A contact event: keep its e-mail address; ``True`` if the address is new (its
+        client users may have to join its projects)."""
         email = normalize_email(contact.email) if contact.email else None
-        return await self._people.keep_contact(
+        before = await self._people.contact(contact.venue_id, contact.id)
+        kept = await self._people.keep_contact(
             ContactCopy(contact.id, contact.venue_id, email, False, contact.as_of)
         )
+        return kept and (before is None or before.email != email)
 
     async def contact_erased(self, contact: ContactCopy) -> None:
         await self._people.erase_contact(contact)
