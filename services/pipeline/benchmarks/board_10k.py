@@ -26,10 +26,10 @@ from decimal import Decimal
 
 from bson import Int64
 
+from gala.money import from_minor, weighted
 from gala.store import Store
 from pipeline.board.repository import BoardRepository
 from pipeline.board.service import BoardService
-from pipeline.money import from_minor, weighted
 from pipeline.opportunities.repository import COLLECTION, INDEXES
 from pipeline.stages.domain import DEFAULT_STAGES
 from pipeline.stages.repository import SetupRepository

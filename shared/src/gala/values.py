@@ -19,3 +19,10 @@ UNSET: Final = Unset.UNSET
 def as_utc(value: Any) -> datetime | None:
     """A datetime read from the store, made timezone-aware in UTC (or ``None``)."""
     return value.astimezone(UTC) if isinstance(value, datetime) else None
+
+
+def utc_millis(value: datetime) -> datetime:
+    """A moment as the store keeps it: UTC, to the millisecond (a naive one is taken as
+    UTC). Normalise input with it, so what is saved compares equal to what is read."""
+    moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from gala.contracts.pipeline import OpportunityOutcome
-from pipeline.money import InvalidMoney, from_minor, to_minor, weighted
+from gala.money import InvalidMoney, from_minor, to_minor, weighted
 from pipeline.opportunities.domain import (
     ContactRef,
     InvalidOpportunity,

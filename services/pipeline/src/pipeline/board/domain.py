@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from pipeline.money import from_minor, weighted
+from gala.money import from_minor, weighted
 from pipeline.opportunities.domain import Opportunity
 from pipeline.stages.domain import Stage
 

@@ -39,8 +39,8 @@ from gala.contracts.pipeline import (
 )
 from gala.errors import Conflict, GalaError, InvalidInput, NotFound
 from gala.events.model import Event
-from gala.values import UNSET, Unset
-from pipeline.money import from_minor, to_minor
+from gala.money import from_minor, to_minor
+from gala.values import UNSET, Unset, utc_millis
 from pipeline.stages.domain import PipelineSetup, Stage
 
 NAME_MAX: Final = 200
@@ -120,11 +120,7 @@ def normalize_event_type(value: str | None) -> str | None:
 
 
 def normalize_date(value: datetime | None) -> datetime | None:
-    """UTC, to the millisecond (what the store keeps); a naive time is taken as UTC."""
-    if value is None:
-        return None
-    moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    return None if value is None else utc_millis(value)
 
 
 def check_guests(value: int | None) -> int | None:

@@ -10,7 +10,7 @@ from gala.api import problems
 from gala.app import OutboxDep, StoreDep
 from gala.errors import Forbidden
 from gala.identity import CurrentPrincipal
-from pipeline.money import InvalidMoney
+from gala.money import InvalidMoney
 from pipeline.opportunities.repository import OpportunityRepository
 from pipeline.stages.domain import (
     CurrencyInUse,

@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Final
 
 from gala.errors import Conflict, GalaError, InvalidInput
-from pipeline.money import normalize_currency
+from gala.money import normalize_currency
 
 DEFAULT_CURRENCY: Final = "EUR"
 MAX_STAGES: Final = 30

@@ -21,7 +21,7 @@ from typing import Final
 
 from gala.contracts.projects import TaskStatus
 from gala.errors import Conflict, GalaError, InvalidInput, NotFound
-from gala.values import UNSET, Unset
+from gala.values import UNSET, Unset, utc_millis
 
 TITLE_MAX: Final = 200
 DESCRIPTION_MAX: Final = 4000
@@ -65,11 +65,7 @@ def normalize_description(value: str | None) -> str | None:
 
 
 def normalize_date(value: datetime | None) -> datetime | None:
-    """UTC, to the millisecond (what the store keeps); a naive time is taken as UTC."""
-    if value is None:
-        return None
-    moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    return None if value is None else utc_millis(value)
 
 
 @dataclass

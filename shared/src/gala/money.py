@@ -68,3 +68,19 @@ def from_minor(minor: int, currency: str) -> Decimal:
 def weighted(minor: int, probability: Decimal) -> int:
     """``minor`` x ``probability``, rounded half-even to a whole minor unit."""
     return int((Decimal(minor) * probability).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def allocate(minor: int, shares: list[Decimal]) -> list[int]:
+    """Split ``minor`` in proportion to ``shares``, in whole minor units that add up to
+    ``minor`` exactly: each part is rounded down, then the units left over go one by one
+    to the parts that lost the largest fractions (the earliest first on a tie)."""
+    total = sum(shares, Decimal(0))
+    if minor < 0 or total <= 0 or any(share < 0 for share in shares):
+        raise InvalidMoney("An allocation needs a positive amount and non-negative shares.")
+    exact = [Decimal(minor) * share / total for share in shares]
+    parts = [int(value) for value in exact]  # int() rounds toward zero: down, here
+    left = minor - sum(parts)
+    by_fraction = sorted(range(len(shares)), key=lambda i: (-(exact[i] - parts[i]), i))
+    for i in by_fraction[:left]:
+        parts[i] += 1
+    return parts
