@@ -1,9 +1,25 @@
 """Wires the billing service: what it serves, stores, publishes and reacts to."""
 
+from billing.deals import repository as deals_repository
+from billing.payments import api as payments_api
+from billing.payments import repository as payments_repository
+from billing.policy import api as policy_api
+from billing.policy import repository as policy_repository
+from billing.subscriptions import subscriptions
 from gala.app import ServiceDefinition
+from gala.contracts.billing import PAYMENT_EVENTS
 
 service = ServiceDefinition(
     name="billing",
     port=8005,
     description="Payment schedules, reminders, payments, and contracts to sign.",
+    routers=[policy_api.router, payments_api.router],
+    publishes=[*PAYMENT_EVENTS],
+    subscriptions=subscriptions,
+    indexes=[
+        *payments_repository.INDEXES,
+        *policy_repository.INDEXES,
+        *deals_repository.INDEXES,
+    ],
+    outbox_collections=[payments_repository.COLLECTION],
 )

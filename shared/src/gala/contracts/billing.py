@@ -1,10 +1,16 @@
 """Events the billing service publishes: payments on ``gala.billing.payment`` and
-documents on ``gala.billing.document``. Money is exact (a decimal, a JSON string)."""
+documents on ``gala.billing.document``. Money is exact (a decimal, a JSON string).
+
+Every payment event carries the payment as it is after the change (subject: the
+payment id): an installment of a won opportunity's schedule (``DEPOSIT``, ``BALANCE``)
+or one added by hand (``EXTRA``).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 
 from gala.events.model import Event
 
@@ -12,8 +18,21 @@ PAYMENT_TOPIC = "gala.billing.payment"
 DOCUMENT_TOPIC = "gala.billing.document"
 
 
-class PaymentPaid(Event, type="gala.payment.paid.v1", topic=PAYMENT_TOPIC):
-    """An installment was paid (online or recorded offline)."""
+class PaymentStatus(StrEnum):
+    PENDING = "PENDING"
+    PAID = "PAID"
+    OVERDUE = "OVERDUE"
+    CANCELLED = "CANCELLED"
+
+
+class PaymentKind(StrEnum):
+    DEPOSIT = "DEPOSIT"
+    BALANCE = "BALANCE"
+    EXTRA = "EXTRA"
+
+
+class PaymentEvent(Event):
+    """What every payment event carries."""
 
     payment_id: str
     venue_id: str
@@ -21,8 +40,57 @@ class PaymentPaid(Event, type="gala.payment.paid.v1", topic=PAYMENT_TOPIC):
     contact_id: str | None = None
     amount: Decimal
     currency: str
+    # Added with payment schedules (optional: payment.paid.v1 was published without them).
+    project_id: str | None = None
+    kind: PaymentKind | None = None
+    status: PaymentStatus | None = None
+    due_date: datetime | None = None
+
+
+class PaymentScheduled(PaymentEvent, type="gala.payment.scheduled.v1", topic=PAYMENT_TOPIC):
+    """An installment was scheduled (from a won opportunity, or added by hand)."""
+
+
+class PaymentUpdated(PaymentEvent, type="gala.payment.updated.v1", topic=PAYMENT_TOPIC):
+    """A pending installment's amount or due date changed."""
+
+
+class PaymentDue(PaymentEvent, type="gala.payment.due.v1", topic=PAYMENT_TOPIC):
+    """A reminder: the installment falls due in ``days_before`` days."""
+
+    days_before: int
+
+
+class PaymentOverdue(PaymentEvent, type="gala.payment.overdue.v1", topic=PAYMENT_TOPIC):
+    """The installment is past due and unpaid (``days_overdue`` 0 when it just became so;
+    later reminders repeat it with more days)."""
+
+    days_overdue: int
+
+
+class PaymentPaid(PaymentEvent, type="gala.payment.paid.v1", topic=PAYMENT_TOPIC):
+    """An installment was paid (online or recorded offline)."""
+
     paid_at: datetime
     payment_method: str | None = None
+    external_payment_id: str | None = None
+
+
+class PaymentCancelled(PaymentEvent, type="gala.payment.cancelled.v1", topic=PAYMENT_TOPIC):
+    """An unpaid installment was cancelled (e.g. the opportunity was lost)."""
+
+    cancelled_at: datetime
+    reason: str | None = None
+
+
+PAYMENT_EVENTS: tuple[type[PaymentEvent], ...] = (
+    PaymentScheduled,
+    PaymentUpdated,
+    PaymentDue,
+    PaymentOverdue,
+    PaymentPaid,
+    PaymentCancelled,
+)
 
 
 class DocumentSigned(Event, type="gala.document.signed.v1", topic=DOCUMENT_TOPIC):

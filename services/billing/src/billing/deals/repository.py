@@ -1,0 +1,84 @@
+"""The only module that speaks to the store about deals (``deals``, ``_id`` = the
+opportunity id)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from billing.deals.domain import Deal
+from gala.contracts.pipeline import OpportunityOutcome
+from gala.identity import venue_scoped
+from gala.store import Document, Index, Store
+from gala.values import as_utc
+
+COLLECTION = "deals"
+INDEXES: Sequence[Index] = (
+    Index(COLLECTION, [("venueId", ASCENDING), ("clientIds", ASCENDING)]),
+    Index(COLLECTION, [("projectId", ASCENDING)]),
+)
+
+
+def _deal(d: Mapping[str, Any]) -> Deal:
+    return Deal(
+        opportunity_id=d["_id"],
+        venue_id=d["venueId"],
+        outcome=OpportunityOutcome(d.get("outcome") or OpportunityOutcome.OPEN),
+        currency=d.get("currency"),
+        contact_id=d.get("contactId"),
+        event_date=as_utc(d.get("eventDate")),
+        project_id=d.get("projectId"),
+        client_ids=list(d.get("clientIds") or []),
+    )
+
+
+class DealRepository:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @property
+    def _deals(self) -> AsyncCollection[Document]:
+        return self._store[COLLECTION]
+
+    async def get(self, venue_id: str, opportunity_id: str) -> Deal | None:
+        d = await self._deals.find_one(venue_scoped(venue_id, {"_id": opportunity_id}))
+        return _deal(d) if d is not None else None
+
+    async def keep_opportunity(self, deal: Deal, as_of: datetime) -> bool:
+        """Keep the opportunity's state unless a newer one is known (or it is final)."""
+        state: Document = {
+            "venueId": deal.venue_id,
+            "outcome": deal.outcome.value,
+            "currency": deal.currency,
+            "contactId": deal.contact_id,
+            "eventDate": deal.event_date,
+            "asOf": as_of,
+        }
+        query: Document = {"_id": deal.opportunity_id, "venueId": deal.venue_id}
+        query["$or"] = [{"asOf": {"$lte": as_of}}, {"asOf": None}]
+        try:
+            result = await self._deals.update_one(query, {"$set": state}, upsert=True)
+        except DuplicateKeyError:
+            return False  # a newer state is known
+        return bool(result.matched_count == 1 or result.upserted_id is not None)
+
+    async def keep_project(
+        self, venue_id: str, opportunity_id: str, project_id: str, client_ids: list[str]
+    ) -> None:
+        """The opportunity's project and its client users (never removed)."""
+        update: Document = {"$set": {"projectId": project_id, "venueId": venue_id}}
+        if client_ids:
+            update["$addToSet"] = {"clientIds": {"$each": client_ids}}
+        try:
+            await self._deals.update_one({"_id": opportunity_id}, update, upsert=True)
+        except DuplicateKeyError:
+            await self._deals.update_one({"_id": opportunity_id}, update)
+
+    async def opportunities_of_client(self, venue_id: str, user_id: str) -> list[str]:
+        cursor = self._deals.find(venue_scoped(venue_id, {"clientIds": user_id}), {"_id": 1})
+        return [d["_id"] async for d in cursor]

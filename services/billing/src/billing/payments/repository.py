@@ -1,0 +1,153 @@
+"""The only module that speaks to the store about payments.
+
+One document per installment in ``payments``, its pending events inside (the outbox).
+Amounts are int64 minor units (``amountMinor``) with their ``currency``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bson import Int64
+from pymongo import ASCENDING
+
+from billing.payments.domain import Payment
+from gala.aggregates import AggregateRepository, Codec
+from gala.contracts.billing import PaymentKind, PaymentStatus
+from gala.identity import venue_scoped
+from gala.store import Document, Index, PageRequest
+from gala.values import as_utc
+
+COLLECTION = "payments"
+SORT: Sequence[tuple[str, int]] = [("dueDate", ASCENDING)]
+
+
+def _listing_indexes() -> list[Index]:
+    """Each equality filter the listing offers, then its order (due date) and the id."""
+    indexes = [Index(COLLECTION, [("venueId", ASCENDING), ("dueDate", ASCENDING), ("_id", 1)])]
+    for name in ("opportunityId", "projectId", "status"):
+        keys = [("venueId", ASCENDING), (name, ASCENDING), ("dueDate", ASCENDING), ("_id", 1)]
+        indexes.append(Index(COLLECTION, keys))
+    return indexes
+
+
+INDEXES: Sequence[Index] = tuple(_listing_indexes())
+
+
+def to_document(p: Payment) -> Document:
+    return {
+        "_id": p.id,
+        "venueId": p.venue_id,
+        "opportunityId": p.opportunity_id,
+        "contactId": p.contact_id,
+        "projectId": p.project_id,
+        "kind": p.kind.value,
+        "amountMinor": Int64(p.amount_minor),
+        "currency": p.currency,
+        "dueDate": p.due_date,
+        "status": p.status.value,
+        "paidAt": p.paid_at,
+        "paymentMethod": p.payment_method,
+        "externalPaymentId": p.external_payment_id,
+        "reference": p.reference,
+        "idempotencyKey": p.idempotency_key,
+        "cancelledAt": p.cancelled_at,
+        "cancelReason": p.cancel_reason,
+        "createdAt": p.created_at,
+        "updatedAt": p.updated_at,
+        "version": p.version,
+    }
+
+
+def _utc(d: Mapping[str, Any], name: str) -> datetime:
+    value = as_utc(d[name])
+    assert value is not None
+    return value
+
+
+def from_document(d: Mapping[str, Any]) -> Payment:
+    return Payment(
+        id=d["_id"],
+        venue_id=d["venueId"],
+        opportunity_id=d["opportunityId"],
+        contact_id=d.get("contactId"),
+        project_id=d.get("projectId"),
+        kind=PaymentKind(d["kind"]),
+        amount_minor=int(d["amountMinor"]),
+        currency=d["currency"],
+        due_date=_utc(d, "dueDate"),
+        status=PaymentStatus(d["status"]),
+        paid_at=as_utc(d.get("paidAt")),
+        payment_method=d.get("paymentMethod"),
+        external_payment_id=d.get("externalPaymentId"),
+        reference=d.get("reference"),
+        idempotency_key=d.get("idempotencyKey"),
+        cancelled_at=as_utc(d.get("cancelledAt")),
+        cancel_reason=d.get("cancelReason"),
+        created_at=_utc(d, "createdAt"),
+        updated_at=_utc(d, "updatedAt"),
+        version=int(d["version"]),
+    )
+
+
+@dataclass(frozen=True)
+class PaymentFilter:
+    opportunity_id: str | None = None
+    project_id: str | None = None
+    status: PaymentStatus | None = None
+    due_from: datetime | None = None
+    due_before: datetime | None = None
+    opportunity_ids: Sequence[str] | None = None
+    """Only payments of these opportunities (a CLIENT's own)."""
+
+    def query(self, venue_id: str) -> Document:
+        query: Document = venue_scoped(venue_id)
+        if self.opportunity_id is not None:
+            query["opportunityId"] = self.opportunity_id
+        if self.project_id is not None:
+            query["projectId"] = self.project_id
+        if self.status is not None:
+            query["status"] = self.status.value
+        if self.opportunity_ids is not None:
+            query.setdefault("$and", []).append(
+                {"opportunityId": {"$in": list(self.opportunity_ids)}}
+            )
+        dates: Document = {}
+        if self.due_from is not None:
+            dates["$gte"] = self.due_from
+        if self.due_before is not None:
+            dates["$lt"] = self.due_before
+        if dates:
+            query["dueDate"] = dates
+        return query
+
+
+class PaymentRepository(AggregateRepository[Payment]):
+    COLLECTION = COLLECTION
+    codec = Codec(to_document, from_document)
+
+    async def page(
+        self, venue_id: str, where: PaymentFilter, limit: int, cursor: str | None
+    ) -> tuple[list[Payment], str | None]:
+        return await self.find_page(
+            where.query(venue_id), PageRequest(sort=SORT, limit=limit, cursor=cursor)
+        )
+
+    async def open_ids_of(self, venue_id: str, opportunity_id: str) -> list[str]:
+        """The unpaid, uncancelled installments of an opportunity."""
+        query = venue_scoped(
+            venue_id,
+            {"opportunityId": opportunity_id, "status": {"$in": ["PENDING", "OVERDUE"]}},
+        )
+        return [d["_id"] async for d in self.collection.find(query, {"_id": 1})]
+
+    async def set_project(self, venue_id: str, opportunity_id: str, project_id: str) -> None:
+        """The opportunity's project on its payments (known once projects made it)."""
+        await self.collection.update_many(
+            venue_scoped(venue_id, {"opportunityId": opportunity_id, "projectId": None}),
+            # a new version: a save computed before this cannot put the old value back
+            {"$set": {"projectId": project_id}, "$inc": {"version": 1}},
+        )

@@ -1,0 +1,101 @@
+"""Every event the billing service reacts to, in one place.
+
+- an opportunity won -> its payment schedule, made exactly once (each installment's id
+  derives from the opportunity, and inserting an existing one is refused);
+- an opportunity lost -> its unpaid installments are cancelled (paid ones are kept);
+- any opportunity event -> the deal copy (venue, contact, currency, event date);
+- a project created or updated -> the deal's project and CLIENT users (who may see its
+  payments), and the project on the opportunity's payments.
+
+Every handler is idempotent: creation is keyed, cancelling a cancelled installment
+changes nothing, and the copies keep the newest state by event time.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from billing.deals.domain import Deal
+from billing.deals.repository import DealRepository
+from billing.payments.domain import WonDeal
+from billing.payments.repository import PaymentRepository
+from billing.payments.service import PaymentService
+from billing.policy.repository import PolicyRepository
+from gala.contracts.pipeline import (
+    OPPORTUNITY_EVENTS,
+    OpportunityEvent,
+    OpportunityLost,
+    OpportunityWon,
+)
+from gala.contracts.projects import ProjectCreated, ProjectEvent, ProjectUpdated
+from gala.events import EventContext, Subscriptions
+from gala.money import to_minor
+
+log = logging.getLogger(__name__)
+subscriptions = Subscriptions()
+
+
+def _payments(ctx: EventContext) -> PaymentService:
+    return PaymentService(
+        PaymentRepository(ctx.store, ctx.outbox),
+        PolicyRepository(ctx.store),
+        DealRepository(ctx.store),
+    )
+
+
+async def keep_deal(event: OpportunityEvent, ctx: EventContext) -> None:
+    deal = Deal(
+        opportunity_id=event.opportunity_id,
+        venue_id=event.venue_id,
+        outcome=event.outcome,
+        currency=event.currency,
+        contact_id=event.contact_id,
+        event_date=event.event_date,
+    )
+    await DealRepository(ctx.store).keep_opportunity(deal, ctx.envelope.time)
+
+
+for opportunity_event in OPPORTUNITY_EVENTS:
+    subscriptions.on(opportunity_event, name="deals.opportunity")(keep_deal)
+
+
+@subscriptions.on(OpportunityWon, name="payments.schedule")
+async def opportunity_won(event: OpportunityWon, ctx: EventContext) -> None:
+    if event.currency is None or event.value is None:
+        log.info(
+            "won without a value: nothing to schedule",
+            extra={"opportunityId": event.opportunity_id},
+        )
+        return
+    known = await DealRepository(ctx.store).get(event.venue_id, event.opportunity_id)
+    deal = WonDeal(
+        venue_id=event.venue_id,
+        opportunity_id=event.opportunity_id,
+        contact_id=event.contact_id,
+        value_minor=to_minor(event.value, event.currency),
+        currency=event.currency,
+        event_date=event.event_date,
+        won_at=event.won_at,
+        project_id=known.project_id if known else None,
+    )
+    await _payments(ctx).schedule(deal)
+
+
+@subscriptions.on(OpportunityLost, name="payments.cancel")
+async def opportunity_lost(event: OpportunityLost, ctx: EventContext) -> None:
+    await _payments(ctx).cancel_open(
+        event.venue_id, event.opportunity_id, f"Opportunity lost: {event.reason}"
+    )
+
+
+async def keep_project(event: ProjectEvent, ctx: EventContext) -> None:
+    await DealRepository(ctx.store).keep_project(
+        event.venue_id, event.opportunity_id, event.project_id, list(event.client_ids)
+    )
+    await PaymentRepository(ctx.store, ctx.outbox).set_project(
+        event.venue_id, event.opportunity_id, event.project_id
+    )
+
+
+for project_event in (ProjectCreated, ProjectUpdated):
+    subscriptions.on(project_event, name="deals.project")(keep_project)

@@ -1,0 +1,132 @@
+"""The billing service on the real broker and store, served in-process.
+
+``billing`` consumes events and serves the API (the ``all`` role), on a database and
+consumer group of its own; each test works in venues of its own. Other services are
+not running: tests publish the events they would (a won or lost opportunity, a project)
+and read what this service publishes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from billing.bootstrap import service
+from gala.app import ProcessRole
+from gala.contracts.billing import PAYMENT_TOPIC
+from gala.contracts.pipeline import OpportunityLost, OpportunityWon
+from gala.events.model import Event
+from gala.identity import Principal, Role
+from gala.settings import Settings
+from gala.testing import (
+    ServiceUnderTest,
+    TopicTail,
+    eventually,
+    own_database,
+    publish_event,
+    running_service,
+    unique_name,
+)
+
+EVENT_DATE = datetime(2027, 6, 12, 15, 0, tzinfo=UTC)
+WON_AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+class Billing(ServiceUnderTest):
+    """The billing service under test."""
+
+    def new_venue(self) -> tuple[str, Principal]:
+        venue = unique_name("venue-")
+        return venue, self.member(venue, Role.ADMIN)
+
+    @staticmethod
+    def member(venue: str, role: Role, user_id: str | None = None) -> Principal:
+        return Principal(user_id=user_id or unique_name("user-"), venue_id=venue, role=role)
+
+    async def publish(self, event: Event, subject: str, event_id: str | None = None) -> str:
+        return await publish_event(self.runtime, event, subject, event_id)
+
+    def won_event(self, venue: str, **fields: Any) -> OpportunityWon:
+        values: dict[str, Any] = {
+            "opportunity_id": str(uuid.uuid4()),
+            "venue_id": venue,
+            "contact_id": str(uuid.uuid4()),
+            "name": "Smith wedding",
+            "stage": "contract sent",
+            "value": Decimal("1000.01"),
+            "currency": "EUR",
+            "event_type": "WEDDING",
+            "event_date": EVENT_DATE,
+            "guest_count": 120,
+            "won_at": WON_AT,
+        }
+        return OpportunityWon(**{**values, **fields})
+
+    def lost_event(
+        self, won: OpportunityWon, reason: str = "Chose another venue"
+    ) -> OpportunityLost:
+        fields = won.model_dump(exclude={"won_at", "outcome"})
+        return OpportunityLost(**fields, lost_at=datetime.now(UTC), reason=reason)
+
+    async def win(self, venue: str, **fields: Any) -> tuple[OpportunityWon, list[dict[str, Any]]]:
+        """Publish a won opportunity; its schedule once made (by due date)."""
+        event = self.won_event(venue, **fields)
+        await self.publish(event, event.opportunity_id)
+        return event, await self.schedule_of(venue, event.opportunity_id)
+
+    async def schedule_of(
+        self, venue: str, opportunity_id: str, count: int = 2
+    ) -> list[dict[str, Any]]:
+        admin = self.member(venue, Role.ADMIN)
+
+        async def made() -> list[dict[str, Any]] | None:
+            response = await self.call(
+                "GET", "/api/v1/payments", admin, opportunityId=opportunity_id
+            )
+            items: list[dict[str, Any]] = response.json()["items"]
+            return items if len(items) >= count else None
+
+        payments: list[dict[str, Any]] = await eventually(made)
+        return payments
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        principal: Principal,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        **params: Any,
+    ) -> httpx.Response:
+        return await self.client.request(
+            method,
+            path,
+            json=body,
+            params=params or None,
+            headers={**self.headers(principal), **(headers or {})},
+        )
+
+
+@pytest.fixture(scope="module")
+async def billing(infra: Settings) -> AsyncIterator[Billing]:
+    async with (
+        own_database(service, infra) as settings,
+        running_service(service, settings, ProcessRole.ALL, Billing) as running,
+    ):
+        yield running
+
+
+@pytest.fixture
+async def payment_events(billing: Billing, infra: Settings) -> AsyncIterator[TopicTail]:
+    tail = TopicTail(infra.kafka_bootstrap, PAYMENT_TOPIC)
+    await tail.start()
+    try:
+        yield tail
+    finally:
+        await tail.stop()
