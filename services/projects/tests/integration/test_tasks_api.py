@@ -147,8 +147,7 @@ async def test_concurrent_moves_on_two_replicas_keep_every_task_once(projects, r
         return response.status_code
 
     statuses = await asyncio.gather(*(move(n) for n in range(40)))
-    assert set(statuses) <= {200, 409}
-    assert statuses.count(200) >= 30
+    assert statuses == [200] * 40  # queued per project in each replica, raced between them
     after = await tasks_of(projects, admin, project["id"])
     assert sorted(t["id"] for t in after) == sorted(ids)
     assert [t["position"] for t in after] == list(range(len(ids)))

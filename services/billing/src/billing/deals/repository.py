@@ -14,6 +14,7 @@ from pymongo.errors import DuplicateKeyError
 from billing.deals.domain import Deal
 from gala.contracts.pipeline import OpportunityOutcome
 from gala.identity import venue_scoped
+from gala.projections import keep_newest
 from gala.store import Document, Index, Store
 from gala.values import as_utc
 
@@ -50,22 +51,14 @@ class DealRepository:
         return _deal(d) if d is not None else None
 
     async def keep_opportunity(self, deal: Deal, as_of: datetime) -> bool:
-        """Keep the opportunity's state unless a newer one is known (or it is final)."""
+        """Keep the opportunity's state unless a newer one is known."""
         state: Document = {
-            "venueId": deal.venue_id,
             "outcome": deal.outcome.value,
             "currency": deal.currency,
             "contactId": deal.contact_id,
             "eventDate": deal.event_date,
-            "asOf": as_of,
         }
-        query: Document = {"_id": deal.opportunity_id, "venueId": deal.venue_id}
-        query["$or"] = [{"asOf": {"$lte": as_of}}, {"asOf": None}]
-        try:
-            result = await self._deals.update_one(query, {"$set": state}, upsert=True)
-        except DuplicateKeyError:
-            return False  # a newer state is known
-        return bool(result.matched_count == 1 or result.upserted_id is not None)
+        return await keep_newest(self._deals, deal.opportunity_id, deal.venue_id, state, as_of)
 
     async def keep_project(
         self, venue_id: str, opportunity_id: str, project_id: str, client_ids: list[str]

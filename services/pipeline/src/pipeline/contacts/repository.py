@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
 from gala.identity import venue_scoped
+from gala.projections import keep_newest
 from gala.store import Document, Index, Store
 from pipeline.contacts.domain import ContactCopy
 
@@ -35,20 +35,10 @@ class ContactCopyRepository:
 
     async def upsert(self, venue_id: str, contact_id: str, name: str, as_of: datetime) -> bool:
         """Keep ``name`` unless the copy is erased or newer; ``True`` if it was written."""
-        try:
-            result = await self.collection.update_one(
-                {
-                    "_id": contact_id,
-                    "venueId": venue_id,
-                    "erased": False,
-                    "asOf": {"$lte": as_of},
-                },
-                {"$set": {"name": name, "asOf": as_of, "erased": False}},
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            return False  # it exists but is erased or newer
-        return result.matched_count == 1 or result.upserted_id is not None
+        state = {"name": name, "erased": False}
+        return await keep_newest(
+            self.collection, contact_id, venue_id, state, as_of, {"erased": False}
+        )
 
     async def erase(self, venue_id: str, contact_id: str, at: datetime) -> None:
         await self.collection.update_one(

@@ -8,9 +8,9 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
 
 from gala.identity import Role, venue_scoped
+from gala.projections import keep_newest
 from gala.store import Document, Index, Store
 from gala.values import as_utc
 from projects.people.domain import ContactCopy, UserCopy
@@ -49,14 +49,8 @@ class PeopleRepository:
 
     async def keep_user(self, user: UserCopy) -> bool:
         """Keep ``user`` unless a newer copy exists; ``True`` if it was written."""
-        state = {
-            "venueId": user.venue_id,
-            "email": user.email,
-            "role": user.role.value,
-            "active": user.active,
-            "asOf": user.as_of,
-        }
-        return await _keep_newer(self.users, user.id, state, {})
+        state = {"email": user.email, "role": user.role.value, "active": user.active}
+        return await keep_newest(self.users, user.id, user.venue_id, state, user.as_of)
 
     async def user(self, venue_id: str, user_id: str) -> UserCopy | None:
         d = await self.users.find_one(venue_scoped(venue_id, {"_id": user_id}))
@@ -68,13 +62,10 @@ class PeopleRepository:
 
     async def keep_contact(self, contact: ContactCopy) -> bool:
         """Keep ``contact`` unless it is erased or a newer copy exists."""
-        state = {
-            "venueId": contact.venue_id,
-            "email": contact.email,
-            "erased": False,
-            "asOf": contact.as_of,
-        }
-        return await _keep_newer(self.contacts, contact.id, state, {"erased": False})
+        state = {"email": contact.email, "erased": False}
+        return await keep_newest(
+            self.contacts, contact.id, contact.venue_id, state, contact.as_of, {"erased": False}
+        )
 
     async def erase_contact(self, contact: ContactCopy) -> None:
         await self.contacts.update_one(
@@ -90,18 +81,3 @@ class PeopleRepository:
     async def contacts_with_email(self, venue_id: str, email: str) -> list[ContactCopy]:
         cursor = self.contacts.find(venue_scoped(venue_id, {"email": email, "erased": False}))
         return [_contact(d) async for d in cursor]
-
-
-async def _keep_newer(
-    collection: AsyncCollection[Document], doc_id: str, state: Document, guard: Document
-) -> bool:
-    """Upsert ``state`` unless the stored copy is newer (or fails ``guard``)."""
-    try:
-        result = await collection.update_one(
-            {"_id": doc_id, "venueId": state["venueId"], "asOf": {"$lte": state["asOf"]}, **guard},
-            {"$set": state},
-            upsert=True,
-        )
-    except DuplicateKeyError:
-        return False  # it exists, and is newer or fails the guard
-    return result.matched_count == 1 or result.upserted_id is not None

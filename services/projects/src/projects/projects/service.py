@@ -15,7 +15,7 @@ from datetime import datetime
 
 from pymongo.errors import DuplicateKeyError
 
-from gala.concurrency import save_attempts
+from gala.concurrency import KeyedLocks, save_attempts
 from gala.contracts.projects import ProjectStatus
 from gala.identity import Principal, Role, ensure_role
 from gala.store import utc_now
@@ -37,6 +37,10 @@ Clock = Callable[[], datetime]
 LINK_MAX = 200
 
 
+PROJECT_LOCKS = KeyedLocks()
+"""Changes of one project in this process wait for each other (see KeyedLocks)."""
+
+
 async def change_project(
     projects: ProjectRepository,
     load: Callable[[], Awaitable[Project | None]],
@@ -44,14 +48,18 @@ async def change_project(
 ) -> Project:
     """Load, apply, save onto the version read; again on a lost race. ``apply`` answers
     whether it changed anything (nothing changed: nothing saved) and raises to refuse."""
-    async for _ in save_attempts():
-        project = await load()
-        if project is None:
-            raise ProjectNotFound()
-        if not apply(project):
-            return project
-        if await projects.save(project):
-            return project
+    first = await load()
+    if first is None:
+        raise ProjectNotFound()
+    async with PROJECT_LOCKS.hold(first.id):
+        async for _ in save_attempts():
+            project = await load()  # again, now that this process's turn has come
+            if project is None:
+                raise ProjectNotFound()
+            if not apply(project):
+                return project
+            if await projects.save(project):
+                return project
     raise ProjectChangedConcurrently()
 
 
