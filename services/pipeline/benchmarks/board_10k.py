@@ -8,8 +8,8 @@ one venue in a throwaway database on ``GALA_MONGO_URL``, then times, over repeat
 - a baseline: the same numbers from loading every open opportunity into Python.
 
 Both must agree exactly. Run: ``.venv/bin/python services/pipeline/benchmarks/board_10k.py``.
-(FerretDB 1.24 plans every query as a scan whatever the indexes; on MongoDB the
-declared ``board`` index serves the $match and the card finds.)
+(The declared ``board`` index serves the $match and the card finds: on MongoDB by its
+planner, on the local FerretDB through the index-pushdown patch.)
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from gala.events.model import Event
 from gala.events.outbox import LEASE, OUTBOX, PENDING, Outbox
 from gala.identity import venue_scoped
-from gala.store import Document, Page, PageRequest, Store, find_page
+from gala.store import Document, Page, PageRequest, Store, explain_page, find_page
 
 READ_FIELDS: Mapping[str, int] = {OUTBOX: 0, PENDING: 0, LEASE: 0}
 """What a read leaves out: the aggregate's pending events."""
@@ -101,3 +101,7 @@ class AggregateRepository(Generic[A]):
     async def find_page(self, query: Document, request: PageRequest) -> tuple[list[A], str | None]:
         page: Page = await find_page(self.collection, query, request, READ_FIELDS)
         return [self.codec.from_document(d) for d in page.items], page.next_cursor
+
+    async def explain_page(self, query: Document, request: PageRequest) -> Document:
+        """The store's plan for :meth:`find_page` (tests prove listings use an index)."""
+        return await explain_page(self.collection, query, request)

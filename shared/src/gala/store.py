@@ -5,7 +5,13 @@ multi-document transactions, no change streams, no ``$lookup``/``$facet``, only
 ``$sum``/``$count`` in ``$group``, no projection in ``find_one_and_update``, ``$pull``
 matching whole elements only, and no keys with ``.`` or a leading ``$``. FerretDB also
 needs the write-serialising patch ``deploy/local`` builds it with, or concurrent updates
-of one document can lose each other (see ``test_store_atomicity``).
+of one document can lose each other (see ``shared/tests/integration/test_store.py``).
+Its index-pushdown patch makes FerretDB's SQLite backend read through an index for
+equality on ``_id`` (the ``_id_`` index), and for equality to a plain string or bool on
+a top-level field that is a key of one of the collection's indexes and has never held an
+array in any of its documents (not multikey), at the filter's top level or inside its
+top-level ``$and`` (recursively). Every other condition is checked on what those return,
+or on a full scan; ``uses_index`` reads either store's plan.
 """
 
 from __future__ import annotations
@@ -125,6 +131,14 @@ def _value(document: Mapping[str, Any], dotted: str) -> Any:
     return value
 
 
+def page_find(query: Document, request: PageRequest) -> tuple[Document, list[SortKey], int]:
+    """The filter, sort and limit of the find that answers one page of ``query``."""
+    keys = request.keys()
+    if request.cursor:
+        query = {"$and": [query, _after(keys, decode_cursor(request.cursor, len(keys)))]}
+    return query, keys, request.limit + 1
+
+
 async def find_page(
     collection: AsyncCollection[Document],
     query: Document,
@@ -132,16 +146,24 @@ async def find_page(
     projection: Mapping[str, Any] | None = None,
 ) -> Page:
     """One page of ``query`` in a stable order, and the cursor to the next one."""
-    keys = request.keys()
-    if request.cursor:
-        query = {"$and": [query, _after(keys, decode_cursor(request.cursor, len(keys)))]}
-    cursor = collection.find(query, projection).sort(keys).limit(request.limit + 1)
-    items = await cursor.to_list(length=request.limit + 1)
+    filter_, keys, limit = page_find(query, request)
+    cursor = collection.find(filter_, projection).sort(keys).limit(limit)
+    items = await cursor.to_list(length=limit)
     next_cursor = None
     if len(items) > request.limit:
         items = items[: request.limit]
         next_cursor = encode_cursor([_value(items[-1], key) for key, _ in keys])
     return Page(items=items, next_cursor=next_cursor)
+
+
+async def explain_page(
+    collection: AsyncCollection[Document], query: Document, request: PageRequest
+) -> Document:
+    """The store's plan for exactly the find ``find_page`` sends (see ``uses_index``)."""
+    filter_, keys, limit = page_find(query, request)
+    command = {"find": collection.name, "filter": filter_, "sort": dict(keys), "limit": limit}
+    explained: Document = await collection.database.command("explain", command)
+    return explained
 
 
 async def aggregate_page(
@@ -165,6 +187,81 @@ async def aggregate_page(
         items = items[:limit]
         next_cursor = encode_cursor([_value(items[-1], key) for key, _ in sort])
     return Page(items=items, next_cursor=next_cursor)
+
+
+_INDEX_STAGES = frozenset(
+    {
+        "IXSCAN",
+        "COUNT_SCAN",
+        "DISTINCT_SCAN",
+        "IDHACK",
+        "EXPRESS_IXSCAN",
+        "EXPRESS_CLUSTERED_IXSCAN",
+        "CLUSTERED_IXSCAN",
+    }
+)
+_CHILD_STAGES = (
+    "inputStage",
+    "inputStages",
+    "queryPlan",
+    "winningPlan",
+    "shards",
+    "thenStage",
+    "elseStage",
+    "outerStage",
+    "innerStage",
+)
+_SQLITE_INDEX_USES = (
+    "USING INDEX",
+    "USING COVERING INDEX",
+    "USING PRIMARY KEY",
+    "USING INTEGER PRIMARY KEY",
+)
+
+
+def _plan_uses_index(node: Any) -> bool:
+    """Whether a MongoDB plan tree (a stage, or a list of them) has an index stage."""
+    if isinstance(node, list):
+        return any(_plan_uses_index(child) for child in node)
+    if not isinstance(node, Mapping):
+        return False
+    if node.get("stage") in _INDEX_STAGES:
+        return True
+    return any(_plan_uses_index(node[key]) for key in _CHILD_STAGES if key in node)
+
+
+def _planner_uses_index(planner: Any) -> bool:
+    if not isinstance(planner, Mapping):
+        return False
+    if "winningPlan" in planner:  # MongoDB
+        return _plan_uses_index(planner["winningPlan"])
+    lines = planner.get("Plan")  # FerretDB on SQLite: EXPLAIN QUERY PLAN lines
+    if not isinstance(lines, list):
+        return False
+    return any(
+        isinstance(line, str) and any(use in line for use in _SQLITE_INDEX_USES) for line in lines
+    )
+
+
+def uses_index(explain: Mapping[str, Any]) -> bool:
+    """Whether the plan in an ``explain`` command's answer reads through an index.
+
+    On MongoDB: the winning plan has an index stage (``IXSCAN``, ``COUNT_SCAN``,
+    ``DISTINCT_SCAN``, ``IDHACK``, ``EXPRESS_IXSCAN``, ...) anywhere in its tree, classic
+    or slot-based (``queryPlan``), sharded or, for an aggregation, in its ``$cursor`` stage.
+    On FerretDB (SQLite): a line of its plan says ``USING INDEX`` (the ``_id`` index
+    included), ``USING COVERING INDEX`` or ``USING [INTEGER] PRIMARY KEY``. A ``SCAN`` is
+    no index use even when ``filterPushdown`` is true, as for FerretDB's ``_id`` equality.
+    """
+    planners = [explain.get("queryPlanner")]
+    stages = explain.get("stages")
+    if isinstance(stages, list):
+        planners += [
+            stage["$cursor"].get("queryPlanner")
+            for stage in stages
+            if isinstance(stage, Mapping) and isinstance(stage.get("$cursor"), Mapping)
+        ]
+    return any(_planner_uses_index(planner) for planner in planners)
 
 
 def utc_now() -> datetime:

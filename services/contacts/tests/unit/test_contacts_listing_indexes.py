@@ -1,9 +1,10 @@
 """Every contact listing the API offers has an index that serves its filter and order.
 
-The local store (FerretDB 1.24) plans every query as a scan, so its `explain` cannot
-show index use; this checks the declared indexes instead: for each equality filter and
-sort the listing offers, an index whose keys are the venue, the erased flag, the filter
-fields, then the sort field, then the id (the cursor's tie-breaker).
+The store's own plans are checked by the integration tests (test_contacts_listing_plans);
+this checks that the declared indexes serve each listing whole on MongoDB, order
+included: for each equality filter and sort the listing offers, an index whose keys are
+the venue, the erased flag, the filter fields, then the sort field, then the id (the
+cursor's tie-breaker), so no page needs an in-memory sort.
 """
 
 import itertools

@@ -227,8 +227,8 @@ class OutboxRelay:
     Two paths: the documents this process just wrote (it knows their ids) are relayed at
     once, each found by ``_id``; a sweep over every pending document runs at start-up
     and then every ``poll_interval`` as the safety net for writes whose process died
-    before relaying. (On FerretDB any query but one by ``_id`` reads the whole
-    collection, so the sweep is the expensive path and runs rarely.)
+    before relaying. (The sweep reads the ``outbox_pending`` index; it still touches
+    every collection, so it runs rarely.)
     """
 
     def __init__(
