@@ -5,61 +5,11 @@ JWKS); `gala users add` creates the first ADMIN, `gala dev-token` mints their se
 token, and the gateway lets them in.
 """
 
-import asyncio
 import os
-import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 
-from gala.testing import eventually, free_port, unique_name
-
-GALA_CLI = Path(sys.executable).with_name("gala")
-
-
-@asynccontextmanager
-async def process(module: str, env: dict[str, str], port: int) -> AsyncIterator[str]:
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        module,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=url) as client:
-
-            async def ready() -> bool:
-                assert child.returncode is None, f"{module} exited early"
-                try:
-                    return (await client.get("/health/ready")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(ready, timeout=60, interval=0.25)
-        yield url
-    finally:
-        if child.returncode is None:
-            child.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(child.wait(), 30)
-
-
-async def gala(env: dict[str, str], *args: str) -> str:
-    cli = await asyncio.create_subprocess_exec(
-        str(GALA_CLI),
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(cli.communicate(), 30)
-    assert cli.returncode == 0, err.decode()
-    return out.decode().strip()
+from gala.testing import free_port, gala_cli, service_process, unique_name
 
 
 async def test_first_admin_logs_in_through_the_gateway_in_dev_mode(infra, tmp_path):
@@ -75,8 +25,11 @@ async def test_first_admin_logs_in_through_the_gateway_in_dev_mode(infra, tmp_pa
         "GALA_AUTH_DEV_MODE": "true",
         "GALA_AUTH_DEV_KEY_DIR": str(tmp_path / "dev-auth"),
     }
-    async with process("contacts", env, contacts_port), process("gateway", env, gateway_port) as gw:
-        created = await gala(
+    async with (
+        service_process("contacts", env, contacts_port),
+        service_process("gateway", env, gateway_port) as gw,
+    ):
+        created = await gala_cli(
             env,
             "users",
             "add",
@@ -92,7 +45,7 @@ async def test_first_admin_logs_in_through_the_gateway_in_dev_mode(infra, tmp_pa
             "Owner",
         )
         assert '"role": "ADMIN"' in created
-        token = await gala(env, "dev-token", "--email", "owner@example.com")
+        token = await gala_cli(env, "dev-token", "--email", "owner@example.com")
         async with httpx.AsyncClient(base_url=gw) as client:
             me = await client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
             assert me.status_code == 200, me.text

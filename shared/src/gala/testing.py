@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import signal
 import socket
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
 from gala.app import ProcessRole, Runtime, ServiceDefinition, create_app
 from gala.events.envelope import Envelope
 from gala.events.model import Event
-from gala.events.topics import partition_count
+from gala.events.topics import ensure_topics, partition_count
 from gala.identity import IDENTITY_HEADER, Principal
 from gala.settings import Settings
 from gala.store import Store
@@ -214,6 +220,26 @@ class TopicTail:
     async def types(self, subject: str, count: int) -> list[str]:
         return [envelope.type for _, envelope in await self.wait_for(subject, count)]
 
+    def distinct(self, subject: str) -> list[Envelope]:
+        """The events about ``subject`` as a consumer sees them: each event id once (a
+        topic may carry one event twice: publishing is at least once)."""
+        seen: set[str] = set()
+        found = []
+        for _, envelope in self.of(subject):
+            if envelope.id not in seen:
+                seen.add(envelope.id)
+                found.append(envelope)
+        return found
+
+    async def distinct_types(self, subject: str, count: int, timeout: float = 20.0) -> list[str]:
+        """The types of the first ``count`` distinct events about ``subject``."""
+        deadline = time.monotonic() + timeout
+        while len(self.distinct(subject)) < count and time.monotonic() < deadline:
+            await self._poll()
+        found = self.distinct(subject)
+        assert len(found) >= count, f"{len(found)} of {count} events about {subject} arrived"
+        return [envelope.type for envelope in found[:count]]
+
 
 async def publish_event(
     runtime: Runtime, event: Event, subject: str, event_id: str | None = None
@@ -278,3 +304,209 @@ async def running_service(
         if role.consumes:
             await wait_until_assigned(app.state.runtime)
         yield kind(app, client)
+
+
+# --- services as processes -------------------------------------------------------------
+
+GALA_CLI = Path(sys.executable).with_name("gala")
+"""The ``gala`` command of the environment running the tests."""
+
+
+@dataclass
+class ServiceProcess:
+    """``python -m <module>`` as a child process, as ``make dev`` and a cluster run it.
+
+    ``start()`` returns once ``GET /health/ready`` answers 200 (and fails at once if the
+    process exits first); ``stop()`` sends SIGTERM and waits; ``kill()`` sends SIGKILL
+    (a crash: no shutdown, nothing flushed) and waits. It may be started again with the
+    same environment after either. With ``log_file``, the process's output (stdout and
+    stderr, every run appended) goes there; else it is discarded.
+    """
+
+    module: str
+    env: dict[str, str]
+    port: int
+    args: Sequence[str] = ()
+    log_file: Path | None = None
+    ready_timeout: float = 60.0
+    stop_timeout: float = 30.0
+    child: asyncio.subprocess.Process | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.child is not None and self.child.returncode is None
+
+    async def start(self) -> str:
+        """Start the process and wait until it is ready; its base URL."""
+        assert not self.alive, f"{self.module} is running already"
+        if self.log_file is None:
+            self.child = await self._spawn(asyncio.subprocess.DEVNULL)
+        else:
+            with self.log_file.open("ab") as output:  # the child keeps its own copy
+                self.child = await self._spawn(output)
+        try:
+            await self._wait_ready(self.child)
+        except BaseException:
+            await self.kill()
+            raise
+        return self.url
+
+    async def _spawn(self, output: Any) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            self.module,
+            *self.args,
+            env=self.env,
+            stdout=output,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+
+    async def _wait_ready(self, child: asyncio.subprocess.Process) -> None:
+        async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
+
+            async def ready() -> bool:
+                if child.returncode is not None:
+                    raise AssertionError(
+                        f"{self.module} exited with {child.returncode} before it was ready"
+                        f"{self._output_tail()}"
+                    )
+                try:
+                    return (await client.get("/health/ready")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(ready, timeout=self.ready_timeout, interval=0.1)
+
+    def _output_tail(self, size: int = 3000) -> str:
+        if self.log_file is None or not self.log_file.exists():
+            return ""
+        return f"; its output ends with:\n{self.output()[-size:]}"
+
+    def output(self) -> str:
+        """What the process wrote so far (every run), if it writes to a ``log_file``."""
+        if self.log_file is None or not self.log_file.exists():
+            return ""
+        return self.log_file.read_text(errors="replace")
+
+    async def stop(self) -> int | None:
+        """SIGTERM (if alive) and wait for the exit; its return code. A process that
+        does not stop within ``stop_timeout`` is killed, and that is an error."""
+        child = self.child
+        if child is None:
+            return None
+        if child.returncode is None:
+            child.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(child.wait(), self.stop_timeout)
+        except TimeoutError:
+            await self.kill()
+            raise AssertionError(
+                f"{self.module} did not stop within {self.stop_timeout}s of SIGTERM"
+            ) from None
+
+    async def kill(self) -> int | None:
+        """SIGKILL (if alive) and wait for the exit: the process dies mid-work."""
+        child = self.child
+        if child is None:
+            return None
+        if child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+        return await child.wait()
+
+    async def __aenter__(self) -> ServiceProcess:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+@asynccontextmanager
+async def service_process(
+    module: str,
+    env: dict[str, str],
+    port: int,
+    *,
+    args: Sequence[str] = (),
+    log_file: Path | None = None,
+) -> AsyncIterator[str]:
+    """Run ``python -m <module>`` with ``env`` on ``port`` until the block ends (then
+    SIGTERM and wait); yields its base URL once it is ready."""
+    async with ServiceProcess(module, env, port, args, log_file):
+        yield f"http://127.0.0.1:{port}"
+
+
+async def gala_cli(env: dict[str, str], *args: str, timeout: float = 30.0) -> str:
+    """Run the ``gala`` command (e.g. ``users add``, ``dev-token``); its output, stripped.
+    A non-zero exit fails with what it wrote to stderr."""
+    cli = await asyncio.create_subprocess_exec(
+        str(GALA_CLI),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(cli.communicate(), timeout)
+    assert cli.returncode == 0, f"gala {' '.join(args)} failed: {err.decode()}"
+    return out.decode().strip()
+
+
+async def start_groups_at_end(
+    bootstrap: str,
+    group: str,
+    topics: Iterable[str],
+    *,
+    partitions: int | None = None,
+    replication_factor: int | None = None,
+    timeout: float = 30.0,
+) -> dict[TopicPartition, int]:
+    """Make ``group`` start at the current end of every partition of ``topics``.
+
+    Creates the topics that do not exist yet (with ``partitions`` and
+    ``replication_factor``, by default the settings' ``GALA_TOPIC_PARTITIONS`` and
+    ``GALA_TOPIC_REPLICATION_FACTOR``), then commits, for ``group``, each partition's end
+    offset. A process started afterwards in that group (with
+    ``GALA_CONSUMER_START_FROM=earliest``) reads everything published after this call,
+    and nothing published before it (the shared topics' history from other tests and
+    runs), without having to wait for its partition assignment. Answers the offsets
+    committed.
+    """
+    wanted = sorted(set(topics))
+    defaults = Settings()
+    await ensure_topics(
+        bootstrap,
+        wanted,
+        partitions=partitions or defaults.topic_partitions,
+        replication_factor=replication_factor or defaults.topic_replication_factor,
+    )
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        assigned: list[TopicPartition] = []
+        for topic in wanted:
+            count = await eventually(
+                functools.partial(partition_count, bootstrap, topic), timeout=timeout
+            )
+            assigned += [TopicPartition(topic, n) for n in range(count)]
+        consumer.assign(assigned)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                ends: dict[TopicPartition, int] = await consumer.end_offsets(assigned)
+                await consumer.commit(ends)
+                return ends
+            except KafkaError:
+                # a new topic's leaders or the group's coordinator are not known yet
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop()
