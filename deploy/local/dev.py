@@ -4,9 +4,10 @@
 Standard library only; `make dev` runs it. It brings the infrastructure up with
 deploy/local/infra.py, then starts `.venv/bin/python -m <package>` for the gateway and
 each service whose `__main__.py` exists, with GALA_KAFKA_BOOTSTRAP and GALA_MONGO_URL in
-their environment. Ctrl-C or SIGTERM stops them all (SIGTERM, SIGKILL after 10 s), then
-stops the infrastructure this run started. If a service exits on its own, everything is
-stopped and the exit code is 1.
+their environment, and a local SMTP sink (`gala.mailsink`, mail kept in ~/.gala/mail)
+unless GALA_SMTP_HOST names a mail server. Ctrl-C or SIGTERM stops them all (SIGTERM,
+SIGKILL after 10 s), then stops the infrastructure this run started. If a service exits
+on its own, everything is stopped and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ SERVICES = ("contacts", "pipeline", "projects", "chat", "billing")
 STOP_GRACE = 10.0
 COLORS = ("36", "33", "35", "32", "34", "91", "96", "93")
 ENV_KEYS = ("GALA_KAFKA_BOOTSTRAP", "GALA_MONGO_URL")
+MAIL_SINK_PORT = "1025"
+MAIL_DIR = Path.home() / ".gala" / "mail"  # where `python -m gala.mailsink` keeps mail
 
 
 def say(message: str) -> None:
@@ -177,6 +180,11 @@ def run(started_file: Path) -> int:
         )
     install_stop_handlers(stop)
     packages = discover()
+    if packages and "GALA_SMTP_HOST" not in env:
+        # No mail server configured: a local sink keeps every mail as a file to read.
+        env.update(GALA_SMTP_HOST="127.0.0.1", GALA_SMTP_PORT=MAIL_SINK_PORT)
+        packages.insert(0, ("gala.mailsink", REPO / "shared"))
+        say(f"mail: nothing leaves this machine; read what is sent in {MAIL_DIR}")
     if not packages:
         say("no service has a __main__.py yet; infrastructure is up, Ctrl-C to stop")
     elif not VENV_PYTHON.exists():

@@ -35,7 +35,7 @@ from gala.health import Check, health_router
 from gala.identity import InternalTokens
 from gala.logging import configure_logging
 from gala.middleware import RequestMiddleware
-from gala.settings import Settings
+from gala.settings import Settings, settings_as
 from gala.store import Index, Store
 from gala.tracing import configure_tracing
 
@@ -87,7 +87,8 @@ class Runtime:
         self, definition: ServiceDefinition, settings: Settings, role: ProcessRole
     ) -> None:
         self.definition = definition
-        self.settings = settings
+        self.settings = settings_as(settings, definition.settings_type)
+        """The service's own settings class (e.g. ContactsSettings), whatever was given."""
         self.role = role
         self.store = Store(settings.mongo_url, settings.database_name(definition.name))
         self.broker = make_broker(
@@ -114,6 +115,7 @@ class Runtime:
                 store=self.store,
                 outbox=self.outbox,
                 publisher=self.publisher,
+                settings=self.settings,
                 group_id=settings.consumer_group,
                 start_from=settings.consumer_start_from,
                 retry=RetryPolicy(

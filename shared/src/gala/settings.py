@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,3 +64,13 @@ class Settings(BaseSettings):
         """A service's port: ``GALA_<SERVICE>_PORT`` or its fixed default."""
         value = os.environ.get(f"GALA_{service.upper()}_PORT")
         return int(value) if value else default
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def settings_as(settings: Settings, kind: type[S]) -> S:
+    """``settings`` as a service's own settings class (the rest from the environment)."""
+    if isinstance(settings, kind):
+        return settings
+    return kind(**dict(settings))

@@ -1,10 +1,13 @@
 """Wires the billing service: what it serves, stores, publishes and reacts to."""
 
+from billing.contacts import repository as contacts_repository
 from billing.deals import repository as deals_repository
 from billing.payments import api as payments_api
 from billing.payments import repository as payments_repository
 from billing.policy import api as policy_api
 from billing.policy import repository as policy_repository
+from billing.reminders.service import send_reminders
+from billing.settings import BillingSettings
 from billing.subscriptions import subscriptions
 from gala.app import ServiceDefinition
 from gala.contracts.billing import PAYMENT_EVENTS
@@ -20,6 +23,9 @@ service = ServiceDefinition(
         *payments_repository.INDEXES,
         *policy_repository.INDEXES,
         *deals_repository.INDEXES,
+        *contacts_repository.INDEXES,
     ],
     outbox_collections=[payments_repository.COLLECTION],
+    background=[send_reminders],
+    settings_type=BillingSettings,
 )

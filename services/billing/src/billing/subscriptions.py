@@ -4,6 +4,8 @@
   derives from the opportunity, and inserting an existing one is refused);
 - an opportunity lost -> its unpaid installments are cancelled (paid ones are kept);
 - any opportunity event -> the deal copy (venue, contact, currency, event date);
+- contact events -> the contact copy (who reminders are mailed to); an erasure forgets
+  the name and address;
 - a project created or updated -> the deal's project and CLIENT users (who may see its
   payments), and the project on the opportunity's payments.
 
@@ -15,12 +17,24 @@ from __future__ import annotations
 
 import logging
 
+from billing.contacts.domain import ContactCopy
+from billing.contacts.repository import ContactCopyRepository
 from billing.deals.domain import Deal
 from billing.deals.repository import DealRepository
 from billing.payments.domain import WonDeal
 from billing.payments.repository import PaymentRepository
 from billing.payments.service import PaymentService
 from billing.policy.repository import PolicyRepository
+from billing.reminders.service import schedule_from
+from billing.settings import billing_settings
+from gala.contracts.contacts import (
+    ContactCreated,
+    ContactErased,
+    ContactEvent,
+    ContactHeatChanged,
+    ContactStatusChanged,
+    ContactUpdated,
+)
 from gala.contracts.pipeline import (
     OPPORTUNITY_EVENTS,
     OpportunityEvent,
@@ -40,6 +54,7 @@ def _payments(ctx: EventContext) -> PaymentService:
         PaymentRepository(ctx.store, ctx.outbox),
         PolicyRepository(ctx.store),
         DealRepository(ctx.store),
+        schedule_from(billing_settings(ctx.settings)),
     )
 
 
@@ -49,6 +64,7 @@ async def keep_deal(event: OpportunityEvent, ctx: EventContext) -> None:
         venue_id=event.venue_id,
         outcome=event.outcome,
         currency=event.currency,
+        name=event.name,
         contact_id=event.contact_id,
         event_date=event.event_date,
     )
@@ -86,6 +102,20 @@ async def opportunity_lost(event: OpportunityLost, ctx: EventContext) -> None:
     await _payments(ctx).cancel_open(
         event.venue_id, event.opportunity_id, f"Opportunity lost: {event.reason}"
     )
+
+
+async def keep_contact(event: ContactEvent, ctx: EventContext) -> None:
+    copy = ContactCopy(event.contact_id, event.venue_id, event.name, event.email)
+    await ContactCopyRepository(ctx.store).keep(copy, ctx.envelope.time)
+
+
+for contact_event in (ContactCreated, ContactUpdated, ContactStatusChanged, ContactHeatChanged):
+    subscriptions.on(contact_event, name="contacts.copy")(keep_contact)
+
+
+@subscriptions.on(ContactErased, name="contacts.erase")
+async def erase_contact(event: ContactErased, ctx: EventContext) -> None:
+    await ContactCopyRepository(ctx.store).erase(event.venue_id, event.contact_id, event.erased_at)
 
 
 async def keep_project(event: ProjectEvent, ctx: EventContext) -> None:

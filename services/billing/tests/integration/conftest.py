@@ -9,29 +9,36 @@ and read what this service publishes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from billing.bootstrap import service
+from billing.settings import BillingSettings
 from gala.app import ProcessRole
 from gala.contracts.billing import PAYMENT_TOPIC
 from gala.contracts.pipeline import OpportunityLost, OpportunityWon
 from gala.events.model import Event
 from gala.identity import Principal, Role
+from gala.mailsink import MailSink
 from gala.settings import Settings
 from gala.testing import (
     ServiceUnderTest,
     TopicTail,
     eventually,
+    free_port,
     own_database,
     publish_event,
     running_service,
     unique_name,
+    wait_until_assigned,
 )
 
 EVENT_DATE = datetime(2027, 6, 12, 15, 0, tzinfo=UTC)
@@ -120,6 +127,48 @@ async def billing(infra: Settings) -> AsyncIterator[Billing]:
         running_service(service, settings, ProcessRole.ALL, Billing) as running,
     ):
         yield running
+
+
+@pytest.fixture
+def billing_replicas(infra: Settings, tmp_path: Path) -> Callable[..., Replicas]:
+    """Start ``count`` replicas of billing (``all`` role) on one database of their own,
+    with ``BillingSettings`` overrides, mailing to a sink; also a tail of the payment
+    topic started before them."""
+
+    @asynccontextmanager
+    async def start(count: int = 2, **overrides: Any) -> AsyncIterator[ReplicaSet]:
+        sink = MailSink(tmp_path / f"mail-{uuid.uuid4().hex[:6]}", port=free_port())
+        sink.start()
+        try:
+            async with own_database(service, infra) as base, AsyncExitStack() as stack:
+                fields = {**dict(base), "smtp_host": sink.host, "smtp_port": sink.port}
+                settings = BillingSettings(**{**fields, **overrides})
+                running = [
+                    await stack.enter_async_context(
+                        running_service(service, settings, ProcessRole.ALL, Billing)
+                    )
+                    for _ in range(count)
+                ]
+                for replica in running:  # each joined: the group settled on every one
+                    await wait_until_assigned(replica.runtime)
+                tail = TopicTail(infra.kafka_bootstrap, PAYMENT_TOPIC)
+                await tail.start()
+                stack.push_async_callback(tail.stop)
+                yield ReplicaSet(running, sink, tail)
+        finally:
+            sink.stop()
+
+    return start
+
+
+@dataclass
+class ReplicaSet:
+    replicas: list[Billing]
+    sink: MailSink
+    payment_events: TopicTail
+
+
+Replicas = AbstractAsyncContextManager[ReplicaSet]
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ async def test_a_won_event_delivered_three_times_makes_one_exact_schedule(billin
         data = json.loads(envelope.data)
         assert data["amount"] == payment["amount"] and data["kind"] == payment["kind"]
     await asyncio.sleep(1)
-    assert all(len(payment_events.of(p["id"])) == 1 for p in payments)
+    assert all(len(payment_events.distinct(p["id"])) == 1 for p in payments)
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ async def test_a_lost_opportunity_cancels_unpaid_installments_and_keeps_paid_one
     assert got["cancelledAt"] is not None
     kept = (await billing.call("GET", f"/api/v1/payments/{deposit['id']}", admin)).json()
     assert kept["status"] == "PAID"
-    types = await payment_events.types(balance["id"], 2)
+    types = await payment_events.distinct_types(balance["id"], 2)
     assert types == ["gala.payment.scheduled.v1", "gala.payment.cancelled.v1"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from gala.settings import Settings
+from gala.settings import Settings, settings_as
 
 META_GRAPH_URL = "https://graph.facebook.com/v19.0"
 
@@ -47,6 +47,4 @@ class ContactsSettings(Settings):
 
 def contacts_settings(settings: Settings) -> ContactsSettings:
     """``settings`` as the contacts service's own (the rest from the environment)."""
-    if isinstance(settings, ContactsSettings):
-        return settings
-    return ContactsSettings(**dict(settings))
+    return settings_as(settings, ContactsSettings)

@@ -45,6 +45,7 @@ from gala.events.envelope import Envelope, MalformedEnvelope
 from gala.events.model import Event, UnknownEventType, registry
 from gala.events.outbox import Outbox
 from gala.events.topics import consumer_group, dead_letter_topic
+from gala.settings import Settings
 from gala.store import Index, Store
 from gala.tracing import context_from_traceparent, tracer
 
@@ -69,6 +70,8 @@ class EventContext:
     offset: int
     store: Store
     outbox: Outbox
+    settings: Settings
+    """The service's own settings (its settings class)."""
 
     @property
     def venue_id(self) -> str | None:
@@ -140,6 +143,7 @@ class EventConsumer:
         outbox: Outbox,
         publisher: EnvelopePublisher,
         retry: RetryPolicy,
+        settings: Settings,
         group_id: str | None = None,
         start_from: Literal["earliest", "latest"] = "earliest",
     ) -> None:
@@ -149,6 +153,7 @@ class EventConsumer:
         self.outbox = outbox
         self.publisher = publisher
         self.retry = retry
+        self.settings = settings
         self.group_id = group_id or consumer_group(service)
         self.start_from = start_from
         self.dead_letters = dead_letter_topic(service)
@@ -254,7 +259,13 @@ class EventConsumer:
             context.bound(correlation=envelope.correlationid or envelope.id, causation=envelope.id),
         ):
             event_context = EventContext(
-                envelope, record.topic, record.partition, record.offset, self.store, self.outbox
+                envelope,
+                record.topic,
+                record.partition,
+                record.offset,
+                self.store,
+                self.outbox,
+                self.settings,
             )
             for subscription in subscriptions:
                 await self._run_once(subscription, event, event_context, record)

@@ -32,6 +32,7 @@ class Deal:
     venue_id: str
     outcome: OpportunityOutcome
     currency: str | None
+    name: str | None = None
     contact_id: str | None = None
     event_date: datetime | None = None
     project_id: str | None = None

@@ -31,6 +31,7 @@ def _deal(d: Mapping[str, Any]) -> Deal:
         venue_id=d["venueId"],
         outcome=OpportunityOutcome(d.get("outcome") or OpportunityOutcome.OPEN),
         currency=d.get("currency"),
+        name=d.get("name"),
         contact_id=d.get("contactId"),
         event_date=as_utc(d.get("eventDate")),
         project_id=d.get("projectId"),
@@ -55,6 +56,7 @@ class DealRepository:
         state: Document = {
             "outcome": deal.outcome.value,
             "currency": deal.currency,
+            "name": deal.name,
             "contactId": deal.contact_id,
             "eventDate": deal.event_date,
         }

@@ -21,8 +21,10 @@ from billing.payments.repository import PaymentFilter, PaymentRepository
 from billing.payments.schemas import CreatePaymentIn, PaymentOut, RecordPaymentIn, UpdatePaymentIn
 from billing.payments.service import PaymentService
 from billing.policy.repository import PolicyRepository
+from billing.reminders.service import schedule_from
+from billing.settings import billing_settings
 from gala.api import Cursor, Limit, PageOut, problems
-from gala.app import OutboxDep, StoreDep
+from gala.app import OutboxDep, RuntimeDep, StoreDep
 from gala.contracts.billing import PaymentStatus
 from gala.errors import Forbidden, InvalidInput
 from gala.identity import CurrentPrincipal
@@ -32,9 +34,12 @@ from gala.values import UNSET
 PREFIX = "/api/v1/payments"
 
 
-def payment_service(store: StoreDep, outbox: OutboxDep) -> PaymentService:
+def payment_service(store: StoreDep, outbox: OutboxDep, runtime: RuntimeDep) -> PaymentService:
     return PaymentService(
-        PaymentRepository(store, outbox), PolicyRepository(store), DealRepository(store)
+        PaymentRepository(store, outbox),
+        PolicyRepository(store),
+        DealRepository(store),
+        schedule_from(billing_settings(runtime.settings)),
     )
 
 

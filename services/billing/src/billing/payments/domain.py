@@ -25,8 +25,10 @@ from decimal import Decimal
 from typing import Any, Final
 
 from billing.policy.domain import BillingPolicy
+from billing.reminders.domain import Reminder, ReminderKind, ReminderSchedule
 from gala.contracts.billing import (
     PaymentCancelled,
+    PaymentDue,
     PaymentEvent,
     PaymentKind,
     PaymentOverdue,
@@ -134,6 +136,13 @@ class Payment:
     """The key the payment was recorded with (a repeat with it changes nothing)."""
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
+    reminders_sent: list[str] = field(default_factory=list)
+    """Keys of the reminders sent (or skipped) for the current due date."""
+    mails_pending: list[str] = field(default_factory=list)
+    """Keys of sent reminders whose mail to the client has not gone out yet."""
+    mail_attempts: int = 0
+    next_reminder_at: datetime | None = None
+    """When a reminder worker should look at this installment again."""
     version: int = 1
     pending_events: list[Event] = field(default_factory=list)
 
@@ -216,6 +225,7 @@ class Payment:
             changed = True
         if not isinstance(patch.due_date, Unset) and utc_millis(patch.due_date) != self.due_date:
             self.due_date = utc_millis(patch.due_date)
+            self.reminders_sent, self.mails_pending = [], []  # afresh, for the new date
             changed = True
         if changed:
             self.updated_at = now
@@ -273,6 +283,64 @@ class Payment:
         elif status is PaymentStatus.OVERDUE:
             self._record(PaymentOverdue, days_overdue=max(0, (now - self.due_date).days))
         return True
+
+    # --- reminders --------------------------------------------------------------------
+
+    def remind(self, schedule: ReminderSchedule, now: datetime) -> Reminder | None:
+        """Send the reminder that fell (if any): its event, and its mail to come; an
+        unpaid installment past its due date becomes OVERDUE."""
+        if not self.open:
+            return None
+        reminder, settled = schedule.fallen(
+            self.due_date, set(self.reminders_sent), self.created_at, now
+        )
+        self.reminders_sent += [r.key for r in settled]
+        if reminder is None:
+            return None
+        if reminder.becomes_overdue and self.status is PaymentStatus.OVERDUE:
+            return None  # made overdue by hand already (its event went out then)
+        if self.status is PaymentStatus.PENDING and reminder.kind is ReminderKind.OVERDUE:
+            self._move(PaymentStatus.OVERDUE, now)
+        elif reminder.kind is ReminderKind.OVERDUE:
+            self._record(PaymentOverdue, days_overdue=reminder.offset.days)
+        else:
+            self._record(PaymentDue, days_before=reminder.offset.days)
+        self.mails_pending.append(reminder.key)
+        self.mail_attempts = 0
+        return reminder
+
+    def mailed(self, key: str) -> None:
+        if key in self.mails_pending:
+            self.mails_pending.remove(key)
+        self.mail_attempts = 0
+
+    def mail_failed(self, schedule: ReminderSchedule) -> bool:
+        """One more failed send; ``False`` (and the mails dropped) once attempts run out."""
+        self.mail_attempts += 1
+        if self.mail_attempts >= schedule.mail_max_attempts:
+            self.mails_pending, self.mail_attempts = [], 0
+            return False
+        return True
+
+    def replan(self, schedule: ReminderSchedule, now: datetime) -> None:
+        """When a worker should look again: the next reminder, or sooner for a pending
+        mail (after the lease while being sent, so that another worker takes over if this
+        one dies; later after a failed send)."""
+        if not self.open:
+            self.next_reminder_at, self.mails_pending = None, []
+            return
+        moments = []
+        upcoming = schedule.next_at(self.due_date, set(self.reminders_sent))
+        if upcoming is not None:
+            moments.append(upcoming)
+        if self.mails_pending:
+            wait = (
+                schedule.mail_retry_after(self.mail_attempts)
+                if self.mail_attempts
+                else schedule.lease
+            )
+            moments.append(now + wait)
+        self.next_reminder_at = min(moments) if moments else None
 
     # --- events -----------------------------------------------------------------------
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import Int64
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 
 from billing.payments.domain import Payment
-from gala.aggregates import AggregateRepository, Codec
+from gala.aggregates import READ_FIELDS, AggregateRepository, Codec
 from gala.contracts.billing import PaymentKind, PaymentStatus
 from gala.identity import venue_scoped
 from gala.store import Document, Index, PageRequest
@@ -23,6 +23,7 @@ from gala.values import as_utc
 
 COLLECTION = "payments"
 SORT: Sequence[tuple[str, int]] = [("dueDate", ASCENDING)]
+OPEN = [PaymentStatus.PENDING.value, PaymentStatus.OVERDUE.value]
 
 
 def _listing_indexes() -> list[Index]:
@@ -34,7 +35,11 @@ def _listing_indexes() -> list[Index]:
     return indexes
 
 
-INDEXES: Sequence[Index] = tuple(_listing_indexes())
+INDEXES: Sequence[Index] = (
+    *_listing_indexes(),
+    # what reminder workers claim: the earliest look-again time first
+    Index(COLLECTION, [("nextReminderAt", ASCENDING)]),
+)
 
 
 def to_document(p: Payment) -> Document:
@@ -56,6 +61,10 @@ def to_document(p: Payment) -> Document:
         "idempotencyKey": p.idempotency_key,
         "cancelledAt": p.cancelled_at,
         "cancelReason": p.cancel_reason,
+        "remindersSent": list(p.reminders_sent),
+        "mailsPending": list(p.mails_pending),
+        "mailAttempts": p.mail_attempts,
+        "nextReminderAt": p.next_reminder_at,
         "createdAt": p.created_at,
         "updatedAt": p.updated_at,
         "version": p.version,
@@ -87,6 +96,10 @@ def from_document(d: Mapping[str, Any]) -> Payment:
         idempotency_key=d.get("idempotencyKey"),
         cancelled_at=as_utc(d.get("cancelledAt")),
         cancel_reason=d.get("cancelReason"),
+        reminders_sent=list(d.get("remindersSent") or []),
+        mails_pending=list(d.get("mailsPending") or []),
+        mail_attempts=int(d.get("mailAttempts") or 0),
+        next_reminder_at=as_utc(d.get("nextReminderAt")),
         created_at=_utc(d, "createdAt"),
         updated_at=_utc(d, "updatedAt"),
         version=int(d["version"]),
@@ -136,11 +149,27 @@ class PaymentRepository(AggregateRepository[Payment]):
             where.query(venue_id), PageRequest(sort=SORT, limit=limit, cursor=cursor)
         )
 
+    async def claim_due(self, now: datetime, lease: timedelta) -> Payment | None:
+        """Take the installment whose reminder time came first, for ``lease``: its look-
+        again time moves past the lease (another worker takes it over then if this one
+        dies), and its version moves on (a save computed before cannot undo the claim)."""
+        document = await self.collection.find_one_and_update(
+            {"nextReminderAt": {"$lte": now}, "status": {"$in": OPEN}},
+            {"$set": {"nextReminderAt": now + lease}, "$inc": {"version": 1}},
+            sort=[("nextReminderAt", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        if document is None:
+            return None
+        for name in READ_FIELDS:
+            document.pop(name, None)
+        return from_document(document)
+
     async def open_ids_of(self, venue_id: str, opportunity_id: str) -> list[str]:
         """The unpaid, uncancelled installments of an opportunity."""
         query = venue_scoped(
             venue_id,
-            {"opportunityId": opportunity_id, "status": {"$in": ["PENDING", "OVERDUE"]}},
+            {"opportunityId": opportunity_id, "status": {"$in": OPEN}},
         )
         return [d["_id"] async for d in self.collection.find(query, {"_id": 1})]
 

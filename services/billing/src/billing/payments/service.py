@@ -27,6 +27,7 @@ from billing.payments.domain import (
 )
 from billing.payments.repository import PaymentFilter, PaymentRepository
 from billing.policy.repository import PolicyRepository
+from billing.reminders.domain import ReminderSchedule
 from billing.roles import READERS, WRITERS
 from gala.concurrency import save_attempts
 from gala.contracts.pipeline import OpportunityOutcome
@@ -45,11 +46,14 @@ class PaymentService:
         payments: PaymentRepository,
         policies: PolicyRepository,
         deals: DealRepository,
+        schedule: ReminderSchedule,
         clock: Clock = utc_now,
     ) -> None:
         self._payments = payments
         self._policies = policies
         self._deals = deals
+        self._schedule = schedule
+        """Every save plans the installment's reminders again."""
         self._clock = clock
 
     # --- staff and clients ------------------------------------------------------------
@@ -87,6 +91,7 @@ class PaymentService:
         payment = Payment.extra(
             _won(deal, self._clock()), _minor(amount, deal.currency), due_date, self._clock()
         )
+        payment.replan(self._schedule, self._clock())
         await self._payments.insert(payment)
         return payment
 
@@ -125,6 +130,7 @@ class PaymentService:
         policy = await self._policies.get(deal.venue_id)
         made = 0
         for payment in Payment.schedule(deal, policy, self._clock()):
+            payment.replan(self._schedule, self._clock())
             try:
                 await self._payments.insert(payment)
             except DuplicateKeyError:
@@ -145,6 +151,7 @@ class PaymentService:
                 raise PaymentNotFound()
             if not change(payment):
                 return payment
+            payment.replan(self._schedule, self._clock())
             if await self._payments.save(payment):
                 return payment
         raise PaymentChangedConcurrently()

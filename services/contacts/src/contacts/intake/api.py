@@ -57,11 +57,7 @@ log = logging.getLogger(__name__)
 
 
 def get_settings(request: Request) -> ContactsSettings:
-    state = request.app.state
-    settings: ContactsSettings | None = getattr(state, "contacts_settings", None)
-    if settings is None:
-        settings = state.contacts_settings = contacts_settings(get_runtime(request).settings)
-    return settings
+    return contacts_settings(get_runtime(request).settings)
 
 
 SettingsDep = Annotated[ContactsSettings, Depends(get_settings)]
