@@ -119,11 +119,12 @@ async def erase_contact(event: ContactErased, ctx: EventContext) -> None:
 
 
 async def keep_project(event: ProjectEvent, ctx: EventContext) -> None:
-    await DealRepository(ctx.store).keep_project(
-        event.venue_id, event.opportunity_id, event.project_id, list(event.client_ids)
-    )
+    # the payments first: once the deal names the client, what they see names the project
     await PaymentRepository(ctx.store, ctx.outbox).set_project(
         event.venue_id, event.opportunity_id, event.project_id
+    )
+    await DealRepository(ctx.store).keep_project(
+        event.venue_id, event.opportunity_id, event.project_id, list(event.client_ids)
     )
 
 

@@ -408,3 +408,60 @@ async def test_the_board_sums_awkward_amounts_exactly(pipeline):
         "proposal-sent",
         "contract-sent",
     ]
+
+
+def stage_bodies(stages):
+    return [
+        dict(id=s["id"], name=s["name"], probability=s["probability"], holdsRoom=s["holdsRoom"])
+        for s in stages
+    ]
+
+
+async def race_a_removal_against_moves(pipeline, replica, admin, contact, body, delay):
+    """Six opportunities move into a new stage while another request removes it."""
+    ids = []
+    for n in range(6):
+        body_in = {"name": f"Race {n}", "contactId": contact}
+        created = await pipeline.call("POST", OPPS, admin, body_in)
+        ids.append(created.json()["id"])
+    target = {"name": f"extra {delay}", "probability": "0.5"}
+    added = await pipeline.call("PUT", STAGES, admin, {"stages": [*body, target]})
+    target_id = added.json()["stages"][-1]["id"]
+    without = [s for s in stage_bodies(added.json()["stages"]) if s["id"] != target_id]
+
+    async def move(opportunity_id: str, n: int) -> int:
+        instance = pipeline if n % 2 else replica
+        response = await instance.call(
+            "PATCH", f"{OPPS}/{opportunity_id}", admin, {"stage": target_id}
+        )
+        return response.status_code
+
+    async def remove() -> int:
+        await asyncio.sleep(delay)
+        return (await replica.call("PUT", STAGES, admin, {"stages": without})).status_code
+
+    results = await asyncio.gather(remove(), *(move(i, n) for n, i in enumerate(ids)))
+    return ids, target_id, results
+
+
+async def test_a_stage_is_never_removed_under_an_opportunity_moving_into_it(pipeline, replica):
+    """Moves into a stage race its removal (on two replicas): whoever loses is refused,
+    and no open opportunity is ever left in a stage the venue no longer has."""
+    venue, admin = pipeline.new_venue()
+    contact = await pipeline.known_contact(venue)
+    body = stage_bodies((await pipeline.call("GET", STAGES, admin)).json()["stages"])
+    for delay in (0.0, 0.005, 0.01, 0.02):
+        ids, target_id, results = await race_a_removal_against_moves(
+            pipeline, replica, admin, contact, body, delay
+        )
+        # a move computed after the removal finds no such stage (422)
+        assert set(results) <= {200, 409, 422}, results
+        now = (await pipeline.call("GET", STAGES, admin)).json()["stages"]
+        if all(s["id"] != target_id for s in now):  # the removal won: nobody is left in it
+            stored = await pipeline.runtime.store["opportunities"].count_documents(
+                {"venueId": venue, "stageId": target_id, "outcome": "OPEN"}
+            )
+            assert stored == 0
+        for opportunity_id in ids:  # back to the default stages for the next round
+            await pipeline.call("PATCH", f"{OPPS}/{opportunity_id}", admin, {"stage": "qualified"})
+        assert (await pipeline.call("PUT", STAGES, admin, {"stages": body})).status_code == 200

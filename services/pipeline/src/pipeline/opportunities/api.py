@@ -31,6 +31,7 @@ from pipeline.opportunities.schemas import (
 from pipeline.opportunities.service import OpportunityService
 from pipeline.rooms.domain import RoomBusy, RoomNotFound, RoomTaken
 from pipeline.rooms.repository import RoomRepository
+from pipeline.stages.domain import StagesChangedDuringMove
 from pipeline.stages.repository import SetupRepository
 
 PREFIX = "/api/v1/opportunities"
@@ -126,6 +127,7 @@ async def get_opportunity(
         UnknownContact,
         OpportunityClosed,
         OpportunityChangedConcurrently,
+        StagesChangedDuringMove,
         *ROOM_PROBLEMS,
     ),
 )

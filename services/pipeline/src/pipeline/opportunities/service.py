@@ -35,7 +35,7 @@ from pipeline.roles import READERS, WRITERS
 from pipeline.rooms.domain import RoomBusy, RoomNotFound
 from pipeline.rooms.repository import RoomRepository
 from pipeline.rooms.service import Bookings
-from pipeline.stages.domain import PipelineSetup, Stage
+from pipeline.stages.domain import PipelineSetup, Stage, StagesChangedDuringMove
 from pipeline.stages.repository import SetupRepository
 
 Clock = Callable[[], datetime]
@@ -179,17 +179,41 @@ class OpportunityService:
             raise RoomNotFound(room_id)
         return RoomRef(room.id, room.name, room.capacity)
 
+    async def _ensure_stage_kept(
+        self, venue_id: str, opportunity: Opportunity, stage_before: str
+    ) -> None:
+        """After a move: the stage must still be there as it was. A change of the stages
+        that raced this move (it checked for opportunities before this one landed) has
+        removed, renamed or re-purposed it: the move is undone, and refused. (The stages'
+        side checks again after its own write, so one of the two always sees the other.)"""
+        setup = await self._setups.get(venue_id)
+        stage = setup.by_id(opportunity.stage_id)
+        if stage is not None and stage.name == opportunity.stage:
+            return
+        if setup.by_id(stage_before) is not None:
+            back = OpportunityPatch(stage=stage_before)
+
+            def undo(o: Opportunity, current: PipelineSetup) -> bool:
+                o.update(back, current, self._clock())
+                return bool(o.pending_events)
+
+            await self._change(venue_id, opportunity.id, undo, verify_stage=False)
+        raise StagesChangedDuringMove()
+
     async def _load(self, venue_id: str, opportunity_id: str) -> Opportunity:
         opportunity = await self._opportunities.get(venue_id, opportunity_id)
         if opportunity is None:
             raise OpportunityNotFound()
         return opportunity
 
-    async def _change(self, venue_id: str, opportunity_id: str, change: Change) -> Opportunity:
+    async def _change(
+        self, venue_id: str, opportunity_id: str, change: Change, *, verify_stage: bool = True
+    ) -> Opportunity:
         async for _ in save_attempts():
             opportunity = await self._load(venue_id, opportunity_id)
             setup = await self._setups.get(venue_id)
             held = opportunity.room_claim
+            stage_before = opportunity.stage_id
             if not change(opportunity, setup):
                 return opportunity
             if opportunity.room_assignment and opportunity.guest_count is not None:
@@ -206,6 +230,8 @@ class OpportunityService:
                     await self._bookings.release(
                         venue_id, held, opportunity.id, up_to_version=saved_version
                     )
+                if verify_stage and opportunity.stage_id != stage_before:
+                    await self._ensure_stage_kept(venue_id, opportunity, stage_before)
                 return opportunity
             # Lost a race: a claim made for this attempt is stale now (this version never
             # lands) and is refreshed or taken over later; deleting it could delete the

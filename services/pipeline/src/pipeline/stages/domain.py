@@ -61,6 +61,14 @@ class CurrencyInUse(StageError, Conflict):
         )
 
 
+class StagesChangedDuringMove(StageError, Conflict):
+    def __init__(self) -> None:
+        super().__init__(
+            "The venue's stages changed while the opportunity moved: the move was undone;"
+            " look at the stages again."
+        )
+
+
 class SetupChangedConcurrently(StageError, Conflict):
     def __init__(self) -> None:
         super().__init__("The pipeline setup kept changing meanwhile; try again.")

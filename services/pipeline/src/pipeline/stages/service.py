@@ -46,9 +46,18 @@ class SetupService:
             counts = await self._opportunities.count_open_in(venue_id, list(plan.affected))
             if counts:
                 raise StagesInUse({plan.affected[sid]: n for sid, n in counts.items()})
+            before = setup.copy()
             setup.apply(plan, self._clock())
-            if await self._setups.save(setup):
-                return setup
+            if not await self._setups.save(setup):
+                continue
+            # An opportunity may have moved into an affected stage between the count and
+            # this save (it checked the old stages): count again; if so, put them back.
+            counts = await self._opportunities.count_open_in(venue_id, list(plan.affected))
+            if counts:
+                before.version, before.updated_at = setup.version, self._clock()
+                await self._setups.save(before)
+                raise StagesInUse({plan.affected[sid]: n for sid, n in counts.items()})
+            return setup
         raise SetupChangedConcurrently()
 
     async def get_settings(self, principal: Principal) -> PipelineSetup:
