@@ -31,10 +31,17 @@ LINT_PATHS := shared services gateway deploy
 
 INFRA := $(PYTHON) deploy/local/infra.py
 
-.PHONY: help venv lock infra-up infra-down infra-status infra-logs test dev lint fmt clean
+# Stripe's own API mock server (a Go program): billing's tests run the Stripe calls
+# against it, and `make dev` serves checkout from it when no Stripe key is configured.
+STRIPE_MOCK_VERSION := v0.203.0
+STRIPE_MOCK := .tools/stripe-mock-$(STRIPE_MOCK_VERSION)/stripe-mock
+export GALA_STRIPE_MOCK := $(abspath $(STRIPE_MOCK))
+
+.PHONY: help venv tools lock infra-up infra-down infra-status infra-logs test dev lint fmt clean
 
 help:
 	@echo "make venv          create/refresh .venv (only when requirements.lock or a pyproject.toml changed)"
+	@echo "make tools         build the pinned stripe-mock into .tools/ (needs go)"
 	@echo "make lock          recompile requirements.lock from requirements.in"
 	@echo "make infra-up      start local Kafka + MongoDB-wire store (idempotent)"
 	@echo "make infra-down    stop what infra-up started; WIPE=1 also deletes data"
@@ -60,6 +67,11 @@ $(VENV_STAMP): requirements.lock $(PYPROJECTS) | $(UV_STAMP)
 
 venv: $(VENV_STAMP)
 
+$(STRIPE_MOCK):
+	GOBIN=$(abspath $(dir $@)) go install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
+
+tools: $(STRIPE_MOCK)
+
 lock: | $(UV_STAMP)
 	$(UV) pip compile --python-version 3.11 --generate-hashes --no-header \
 		requirements.in -o requirements.lock
@@ -76,10 +88,10 @@ infra-status:
 infra-logs:
 	@$(INFRA) logs $(ARGS)
 
-test: venv
+test: venv tools
 	deploy/local/test.sh
 
-dev: venv
+dev: venv tools
 	$(PYTHON) deploy/local/dev.py
 
 lint: venv

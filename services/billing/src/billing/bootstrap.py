@@ -1,5 +1,6 @@
 """Wires the billing service: what it serves, stores, publishes and reacts to."""
 
+from billing.checkout import api as checkout_api
 from billing.contacts import repository as contacts_repository
 from billing.deals import repository as deals_repository
 from billing.payments import api as payments_api
@@ -16,7 +17,7 @@ service = ServiceDefinition(
     name="billing",
     port=8005,
     description="Payment schedules, reminders, payments, and contracts to sign.",
-    routers=[policy_api.router, payments_api.router],
+    routers=[policy_api.router, payments_api.router, checkout_api.router],
     publishes=[*PAYMENT_EVENTS],
     subscriptions=subscriptions,
     indexes=[

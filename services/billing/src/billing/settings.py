@@ -51,6 +51,19 @@ class BillingSettings(Settings):
         " convenience.\n\nThank you!\n"
     )
 
+    # Online payments (Stripe Checkout). No key: checkout answers 503.
+    stripe_api_key: SecretStr | None = None
+    stripe_api_base: str | None = Field(
+        default=None, description="Stripe's API by default; stripe-mock in tests and dev."
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None, description="Verifies Stripe-Signature on webhooks (whsec_...)."
+    )
+    stripe_webhook_tolerance_seconds: int = Field(default=300, ge=1)
+    stripe_webhook_max_bytes: int = Field(default=262_144, ge=1024)
+    checkout_success_url: str = "http://127.0.0.1:8000/?payment={payment_id}&paid=1"
+    checkout_cancel_url: str = "http://127.0.0.1:8000/?payment={payment_id}&paid=0"
+
 
 def billing_settings(settings: Settings) -> BillingSettings:
     """``settings`` as the billing service's own (the rest from the environment)."""

@@ -8,6 +8,8 @@ and read what this service publishes.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -169,6 +171,59 @@ class ReplicaSet:
 
 
 Replicas = AbstractAsyncContextManager[ReplicaSet]
+
+
+STRIPE_WEBHOOK_SECRET = "whsec_gala_test_secret"
+
+
+@pytest.fixture(scope="session")
+async def stripe_mock() -> AsyncIterator[str]:
+    """Stripe's API mock server (``make tools`` builds it; ``make test`` does so first)."""
+    binary = (
+        Path(os.environ.get("GALA_STRIPE_MOCK", "")) if os.environ.get("GALA_STRIPE_MOCK") else None
+    )
+    if binary is None or not binary.is_file():
+        pytest.fail(
+            "stripe-mock is not installed: run `make tools` (make test does)", pytrace=False
+        )
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        str(binary), "-http-port", str(port), "-https-port", str(free_port()),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+
+            async def up() -> bool:
+                try:
+                    await client.get(url)
+                except httpx.TransportError:
+                    return False
+                return True
+
+            await eventually(up, timeout=30)
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+@pytest.fixture(scope="module")
+async def billing_with_stripe(infra: Settings, stripe_mock: str) -> AsyncIterator[Billing]:
+    """Billing with online payments: Stripe's API is stripe-mock; webhooks are signed
+    with a test secret."""
+    async with own_database(service, infra) as base:
+        settings = BillingSettings(
+            **{
+                **dict(base),
+                "stripe_api_key": "sk_test_gala",
+                "stripe_api_base": stripe_mock,
+                "stripe_webhook_secret": STRIPE_WEBHOOK_SECRET,
+            }
+        )
+        async with running_service(service, settings, ProcessRole.ALL, Billing) as running:
+            yield running
 
 
 @pytest.fixture

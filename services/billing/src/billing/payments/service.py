@@ -123,6 +123,17 @@ class PaymentService:
             lambda p: p.record(method=method, reference=reference, key=idempotency_key, now=now),
         )
 
+    async def paid_online(
+        self, venue_id: str, payment_id: str, *, method: str, external_id: str
+    ) -> Payment:
+        """The payment provider says it was paid; said again, it changes nothing."""
+        now = self._clock()
+        return await self._change(
+            venue_id,
+            payment_id,
+            lambda p: p.paid_online(method=method, external_id=external_id, at=now),
+        )
+
     # --- from events ------------------------------------------------------------------
 
     async def schedule(self, deal: WonDeal) -> int:
