@@ -49,6 +49,8 @@ RULES = (
     _rule("POST", "/intake/[^/]+", Route("contacts", public=True)),
     _rule("POST", "/billing/stripe/webhook", Route("billing", public=True)),
     _rule("GET HEAD", "/portal/[^/]+", Route("projects", public=True)),
+    # A document's download link is signed and expiring: the link is the credential.
+    _rule("GET HEAD", "/documents/[^/]+/content", Route("billing", public=True)),
     # A project's conversation belongs to chat.
     _rule(
         "GET HEAD POST PUT PATCH DELETE OPTIONS",
@@ -57,6 +59,7 @@ RULES = (
     ),
     # Streamed uploads get the larger body limit.
     _rule("POST", "/documents", Route("billing", upload=True)),
+    _rule("PUT", "/documents/[^/]+/content", Route("billing", upload=True)),
     _rule("POST", "/contacts/import", Route("contacts", upload=True)),
 )
 

@@ -37,6 +37,7 @@ def test_each_resource_goes_to_its_owner(method, path, service):
         ("POST", "/api/v1/intake/meta", "contacts"),
         ("POST", "/api/v1/billing/stripe/webhook", "billing"),
         ("GET", "/api/v1/portal/0123abcd", "projects"),
+        ("GET", "/api/v1/documents/doc-1/content", "billing"),  # a signed, expiring link
     ],
 )
 def test_only_intake_webhooks_and_the_portal_summary_are_public(method, path, service):
@@ -50,6 +51,8 @@ def test_only_intake_webhooks_and_the_portal_summary_are_public(method, path, se
         ("POST", "/api/v1/portal/0123abcd"),  # the portal summary is read-only
         ("GET", "/api/v1/portal/0123abcd/tasks"),  # deeper portal routes need a login
         ("GET", "/api/v1/billing/stripe/webhook"),
+        ("GET", "/api/v1/documents/doc-1"),  # the document itself needs a login
+        ("PUT", "/api/v1/documents/doc-1/content"),  # replacing its file too
     ],
 )
 def test_other_methods_on_public_paths_need_a_login(method, path):
@@ -59,6 +62,7 @@ def test_other_methods_on_public_paths_need_a_login(method, path):
 
 def test_uploads_are_marked_for_the_larger_limit():
     assert route_for("POST", "/api/v1/documents") == Route("billing", upload=True)
+    assert route_for("PUT", "/api/v1/documents/d/content") == Route("billing", upload=True)
     assert route_for("POST", "/api/v1/contacts/import") == Route("contacts", upload=True)
     assert not route_for("GET", "/api/v1/documents").upload  # type: ignore[union-attr]
 

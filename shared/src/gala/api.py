@@ -7,13 +7,15 @@ cursors; the errors an endpoint can answer are declared from their exception cla
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Query, Request
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from gala.errors import PROBLEM_JSON, GalaError, Unauthorized
+from gala.errors import PROBLEM_JSON, GalaError, PayloadTooLarge, Unauthorized
 
 MAX_PAGE = 200
 
@@ -54,3 +56,47 @@ def problems(*errors: type[GalaError]) -> dict[int | str, dict[str, Any]]:
         if error.title not in entry["description"]:
             entry["description"] += f"; {error.title}"
     return answers
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) more than ``limit`` bytes without reading them."""
+    return b"".join([chunk async for chunk in stream_body(request, limit)])
+
+
+async def stream_body(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The body chunk by chunk, refusing (413) more than ``limit`` bytes (by the declared
+    length before reading anything, and by what actually arrives)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The body may not exceed {limit} bytes.", limit=limit)
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The body may not exceed {limit} bytes.", limit=limit)
+        if chunk:
+            yield chunk
+
+
+def client_address(forwarded_for: str | None, peer: str | None, trusted_proxies: int) -> str:
+    """The address the caller came from, as far as our own proxies can tell.
+
+    Each proxy appends the address it received the request from, so the last
+    ``trusted_proxies`` entries are facts and anything before them is the caller's claim.
+    """
+    hops = [hop.strip() for hop in (forwarded_for or "").split(",") if hop.strip()]
+    if trusted_proxies > 0 and hops:
+        return _normalized_address(hops[-min(trusted_proxies, len(hops))])
+    return _normalized_address(peer or "unknown")
+
+
+def _normalized_address(value: str) -> str:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return value[:64]
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)

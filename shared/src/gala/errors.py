@@ -86,6 +86,18 @@ class ServiceUnavailable(GalaError):
     title = "A dependency is unavailable"
 
 
+class PayloadTooLarge(GalaError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    code = "payload-too-large"
+    title = "The request body is too large"
+
+
+class UnsupportedMediaType(GalaError):
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    code = "unsupported-media-type"
+    title = "The body's media type is not accepted"
+
+
 def problem(
     status: int,
     code: str,

@@ -6,7 +6,10 @@ in seconds with real time.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 
@@ -63,6 +66,23 @@ class BillingSettings(Settings):
     stripe_webhook_max_bytes: int = Field(default=262_144, ge=1024)
     checkout_success_url: str = "http://127.0.0.1:8000/?payment={payment_id}&paid=1"
     checkout_cancel_url: str = "http://127.0.0.1:8000/?payment={payment_id}&paid=0"
+
+    # Documents: files kept in a blob store, downloaded through signed, expiring links.
+    blob_dir: Path = Field(
+        default=Path.home() / ".gala" / "billing-blobs",
+        description="The local blob store's folder.",
+    )
+    document_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    document_link_ttl_seconds: int = Field(default=900, ge=1)
+    document_link_secret: SecretStr | None = Field(
+        default=None, description="Signs download links; derived from the internal secret if unset."
+    )
+
+    def link_secret(self) -> bytes:
+        if self.document_link_secret is not None:
+            return self.document_link_secret.get_secret_value().encode()
+        internal = self.internal_token_secret.get_secret_value().encode()
+        return hmac.new(internal, b"gala-billing-document-links", hashlib.sha256).digest()
 
 
 def billing_settings(settings: Settings) -> BillingSettings:

@@ -174,14 +174,15 @@ Replicas = AbstractAsyncContextManager[ReplicaSet]
 
 
 STRIPE_WEBHOOK_SECRET = "whsec_gala_test_secret"
+REPO = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture(scope="session")
 async def stripe_mock() -> AsyncIterator[str]:
     """Stripe's API mock server (``make tools`` builds it; ``make test`` does so first)."""
-    binary = (
-        Path(os.environ.get("GALA_STRIPE_MOCK", "")) if os.environ.get("GALA_STRIPE_MOCK") else None
-    )
+    named = os.environ.get("GALA_STRIPE_MOCK")  # make exports it
+    built = sorted(REPO.glob(".tools/stripe-mock-*/stripe-mock"))  # or what make built
+    binary = Path(named) if named else (built[-1] if built else None)
     if binary is None or not binary.is_file():
         pytest.fail(
             "stripe-mock is not installed: run `make tools` (make test does)", pytrace=False
@@ -220,6 +221,26 @@ async def billing_with_stripe(infra: Settings, stripe_mock: str) -> AsyncIterato
                 "stripe_api_key": "sk_test_gala",
                 "stripe_api_base": stripe_mock,
                 "stripe_webhook_secret": STRIPE_WEBHOOK_SECRET,
+            }
+        )
+        async with running_service(service, settings, ProcessRole.ALL, Billing) as running:
+            yield running
+
+
+DOCUMENT_MAX_BYTES = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+async def billing_docs(
+    infra: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Billing]:
+    """Billing keeping document files in a folder of its own (files up to 64 KiB)."""
+    async with own_database(service, infra) as base:
+        settings = BillingSettings(
+            **{
+                **dict(base),
+                "blob_dir": tmp_path_factory.mktemp("blobs"),
+                "document_max_bytes": DOCUMENT_MAX_BYTES,
             }
         )
         async with running_service(service, settings, ProcessRole.ALL, Billing) as running:

@@ -12,10 +12,8 @@ from contacts.intake.domain import (
     InvalidSubmission,
     InvalidWebhook,
     RateWindow,
-    UnsupportedMediaType,
     WebsiteLead,
     backoff,
-    client_address,
     is_bot,
     looks_like_key,
     new_intake_key,
@@ -29,8 +27,9 @@ from contacts.intake.domain import (
     with_message,
 )
 from contacts.intake.schemas import WebsiteFormIn
+from gala.api import client_address
 from gala.contracts.contacts import LeadSource
-from gala.errors import InvalidInput
+from gala.errors import InvalidInput, UnsupportedMediaType
 
 SECRET = "app-secret-for-tests"
 

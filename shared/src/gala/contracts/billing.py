@@ -93,8 +93,8 @@ PAYMENT_EVENTS: tuple[type[PaymentEvent], ...] = (
 )
 
 
-class DocumentSigned(Event, type="gala.document.signed.v1", topic=DOCUMENT_TOPIC):
-    """A client signed a document (a contract, typically)."""
+class DocumentEvent(Event):
+    """What every document event carries (subject: the document id)."""
 
     document_id: str
     venue_id: str
@@ -102,4 +102,31 @@ class DocumentSigned(Event, type="gala.document.signed.v1", topic=DOCUMENT_TOPIC
     opportunity_id: str | None = None
     project_id: str | None = None
     contact_id: str | None = None
+    # Added with uploads (optional: document.signed.v1 was published without them).
+    content_type: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    """The SHA-256 (hex) of the file's exact bytes."""
+
+
+class DocumentCreated(DocumentEvent, type="gala.document.created.v1", topic=DOCUMENT_TOPIC):
+    """A file was uploaded (a contract to sign, a floor plan, an invoice...)."""
+
+
+class DocumentReplaced(DocumentEvent, type="gala.document.replaced.v1", topic=DOCUMENT_TOPIC):
+    """An unsigned document's file was replaced by another one."""
+
+
+class DocumentSigned(DocumentEvent, type="gala.document.signed.v1", topic=DOCUMENT_TOPIC):
+    """A client signed a document (a contract, typically): ``sha256`` is the exact file."""
+
     signed_at: datetime
+    signer_id: str | None = None
+    signer_name: str | None = None
+
+
+DOCUMENT_EVENTS: tuple[type[DocumentEvent], ...] = (
+    DocumentCreated,
+    DocumentReplaced,
+    DocumentSigned,
+)

@@ -15,9 +15,9 @@ from billing.deals.repository import DealRepository
 from billing.payments.api import Payments
 from billing.payments.domain import PaymentNotFound
 from billing.settings import billing_settings
-from gala.api import problems
+from gala.api import problems, read_body
 from gala.app import Runtime, RuntimeDep, StoreDep
-from gala.errors import Forbidden, InvalidInput
+from gala.errors import Forbidden, PayloadTooLarge
 from gala.identity import CurrentPrincipal
 
 _GATEWAYS: WeakKeyDictionary[Runtime, StripeGateway] = WeakKeyDictionary()
@@ -56,7 +56,7 @@ async def open_checkout(
 
 @router.post(
     "/api/v1/billing/stripe/webhook",
-    responses=problems(InvalidSignature, InvalidInput, OnlinePaymentsUnavailable),
+    responses=problems(InvalidSignature, PayloadTooLarge, OnlinePaymentsUnavailable),
 )
 async def stripe_webhook(
     request: Request,
@@ -66,11 +66,6 @@ async def stripe_webhook(
 ) -> WebhookOut:
     """Stripe's events (public: verified by their ``Stripe-Signature`` with the library's
     own check; a bad or stale signature is 400 and changes nothing)."""
-    limit = billing_settings(runtime.settings).stripe_webhook_max_bytes
-    payload = bytearray()
-    async for chunk in request.stream():
-        payload += chunk
-        if len(payload) > limit:
-            raise InvalidInput(f"A webhook body has at most {limit} bytes.")
-    await checkouts.webhook(bytes(payload), signature)
+    payload = await read_body(request, billing_settings(runtime.settings).stripe_webhook_max_bytes)
+    await checkouts.webhook(payload, signature)
     return WebhookOut()

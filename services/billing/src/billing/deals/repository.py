@@ -74,6 +74,18 @@ class DealRepository:
         except DuplicateKeyError:
             await self._deals.update_one({"_id": opportunity_id}, update)
 
+    async def of_client(self, venue_id: str, user_id: str) -> tuple[list[str], list[str]]:
+        """The opportunities, and their projects, a CLIENT user belongs to."""
+        cursor = self._deals.find(
+            venue_scoped(venue_id, {"clientIds": user_id}), {"_id": 1, "projectId": 1}
+        )
+        found = [d async for d in cursor]
+        return [d["_id"] for d in found], [d["projectId"] for d in found if d.get("projectId")]
+
+    async def by_project(self, venue_id: str, project_id: str) -> Deal | None:
+        d = await self._deals.find_one(venue_scoped(venue_id, {"projectId": project_id}))
+        return _deal(d) if d is not None else None
+
     async def opportunities_of_client(self, venue_id: str, user_id: str) -> list[str]:
         cursor = self._deals.find(venue_scoped(venue_id, {"clientIds": user_id}), {"_id": 1})
         return [d["_id"] async for d in cursor]

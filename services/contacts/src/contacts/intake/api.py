@@ -24,11 +24,8 @@ from contacts.intake.domain import (
     InvalidWebhook,
     PageTaken,
     SignatureRejected,
-    SubmissionTooLarge,
     TooManySubmissions,
     UnknownIntakeKey,
-    UnsupportedMediaType,
-    client_address,
     is_bot,
     parse_submission,
 )
@@ -46,9 +43,9 @@ from contacts.intake.schemas import (
 from contacts.intake.service import IntakeService
 from contacts.leads.repository import ContactRepository
 from contacts.settings import ContactsSettings, contacts_settings
-from gala.api import problems
+from gala.api import client_address, problems, read_body
 from gala.app import OutboxDep, StoreDep, get_runtime
-from gala.errors import Conflict, Forbidden, InvalidInput
+from gala.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge
 from gala.identity import CurrentPrincipal
 
 ADMIN_PREFIX = "/api/v1/contacts"
@@ -73,21 +70,6 @@ def get_intake_service(store: StoreDep, outbox: OutboxDep, settings: SettingsDep
 
 
 Intake = Annotated[IntakeService, Depends(get_intake_service)]
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing (413) more than ``limit`` bytes without reading them."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise SubmissionTooLarge(f"The body may not exceed {limit} bytes.", limit=limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise SubmissionTooLarge(f"The body may not exceed {limit} bytes.", limit=limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 # --- a venue's ADMIN --------------------------------------------------------------------
@@ -141,9 +123,7 @@ async def meta_subscription(
     return PlainTextResponse(intake.subscription_challenge(mode, verify_token, challenge))
 
 
-@public_router.post(
-    "/meta", responses=problems(SignatureRejected, InvalidWebhook, SubmissionTooLarge)
-)
+@public_router.post("/meta", responses=problems(SignatureRejected, InvalidWebhook, PayloadTooLarge))
 async def meta_webhook(request: Request, intake: Intake, settings: SettingsDep) -> ReceivedOut:
     """Meta's lead-ads webhook, signed with the app secret (``X-Hub-Signature-256``)."""
     body = await read_body(request, settings.meta_max_body_bytes)
@@ -159,8 +139,6 @@ async def meta_webhook(request: Request, intake: Intake, settings: SettingsDep) 
         UnknownIntakeKey,
         TooManySubmissions,
         InvalidSubmission,
-        SubmissionTooLarge,
-        UnsupportedMediaType,
         Conflict,
     ),
 )

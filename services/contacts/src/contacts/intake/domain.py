@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import math
 import re
@@ -42,7 +41,14 @@ from urllib.parse import parse_qsl
 
 from contacts.leads.domain import NAME_MAX, normalize_email, normalize_name, normalize_phone
 from gala.contracts.contacts import LeadSource
-from gala.errors import Conflict, Forbidden, GalaError, InvalidInput, NotFound
+from gala.errors import (
+    Conflict,
+    Forbidden,
+    GalaError,
+    InvalidInput,
+    NotFound,
+    UnsupportedMediaType,
+)
 
 # --- errors ---------------------------------------------------------------------------
 
@@ -58,18 +64,6 @@ class UnknownIntakeKey(IntakeError, NotFound):
 
 class InvalidSubmission(IntakeError, InvalidInput):
     pass
-
-
-class SubmissionTooLarge(IntakeError):
-    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-    code = "payload-too-large"
-    title = "The request body is too large"
-
-
-class UnsupportedMediaType(IntakeError):
-    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
-    code = "unsupported-media-type"
-    title = "The body's media type is not accepted"
 
 
 class TooManySubmissions(IntakeError):
@@ -138,30 +132,6 @@ def looks_like_key(value: str) -> bool:
 
 
 # --- client address and rate windows ---------------------------------------------------
-
-
-def client_address(forwarded_for: str | None, peer: str | None, trusted_proxies: int) -> str:
-    """The address the caller came from, as far as our own proxies can tell.
-
-    Each proxy appends the address it received the request from, so the last
-    ``trusted_proxies`` entries are facts and anything before them is the caller's claim.
-    """
-    hops = [hop.strip() for hop in (forwarded_for or "").split(",") if hop.strip()]
-    if trusted_proxies > 0 and hops:
-        return _normalized_address(hops[-min(trusted_proxies, len(hops))])
-    return _normalized_address(peer or "unknown")
-
-
-def _normalized_address(value: str) -> str:
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        return value[:64]
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
 @dataclass(frozen=True)
