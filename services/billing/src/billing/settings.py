@@ -10,6 +10,7 @@ import hashlib
 import hmac
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 
@@ -68,6 +69,15 @@ class BillingSettings(Settings):
     checkout_cancel_url: str = "http://127.0.0.1:8000/?payment={payment_id}&paid=0"
 
     # Documents: files kept in a blob store, downloaded through signed, expiring links.
+    blob_store: Literal["local", "s3"] = "local"
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = Field(
+        default=None, description="An S3-compatible service (MinIO, R2...); AWS when unset."
+    )
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_prefix: str = "documents/"
     blob_dir: Path = Field(
         default=Path.home() / ".gala" / "billing-blobs",
         description="The local blob store's folder.",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,8 +19,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
+from moto.server import ThreadedMotoServer
 
 from billing.bootstrap import service
 from billing.settings import BillingSettings
@@ -230,17 +232,49 @@ async def billing_with_stripe(infra: Settings, stripe_mock: str) -> AsyncIterato
 DOCUMENT_MAX_BYTES = 64 * 1024
 
 
-@pytest.fixture(scope="module")
+S3_BUCKET = "gala-test-documents"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """An S3-compatible object store (moto's server) with the test bucket."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    s3 = boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+    )  # fmt: skip
+    s3.create_bucket(Bucket=S3_BUCKET)
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module", params=["local", "s3"])
 async def billing_docs(
-    infra: Settings, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, infra: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Billing]:
-    """Billing keeping document files in a folder of its own (files up to 64 KiB)."""
+    """Billing keeping document files (up to 64 KiB) in a folder of its own, or in an
+    S3-compatible bucket."""
+    store: dict[str, Any] = {"blob_store": request.param}
+    if request.param == "s3":
+        store |= {
+            "s3_bucket": S3_BUCKET,
+            "s3_endpoint_url": request.getfixturevalue("s3_server"),
+            "s3_access_key_id": "test",
+            "s3_secret_access_key": "test",
+            "s3_prefix": f"{uuid.uuid4().hex[:8]}/",
+        }
     async with own_database(service, infra) as base:
         settings = BillingSettings(
             **{
                 **dict(base),
                 "blob_dir": tmp_path_factory.mktemp("blobs"),
                 "document_max_bytes": DOCUMENT_MAX_BYTES,
+                **store,
             }
         )
         async with running_service(service, settings, ProcessRole.ALL, Billing) as running:

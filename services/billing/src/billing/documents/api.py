@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from billing.contacts.repository import ContactCopyRepository
 from billing.deals.repository import DealRepository
-from billing.documents.blobs import LocalBlobStore
+from billing.documents.blobs import blob_store
 from billing.documents.domain import (
     DocumentChangedConcurrently,
     DocumentNotFound,
@@ -39,7 +39,7 @@ def document_service(store: StoreDep, outbox: OutboxDep, runtime: RuntimeDep) ->
         DocumentRepository(store, outbox),
         DealRepository(store),
         ContactCopyRepository(store),
-        LocalBlobStore(settings.blob_dir),
+        blob_store(settings),
         link_secret=settings.link_secret(),
         link_ttl=timedelta(seconds=settings.document_link_ttl_seconds),
     )
