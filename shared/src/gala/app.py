@@ -15,7 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -57,6 +57,24 @@ class ProcessRole(StrEnum):
 
 
 BackgroundLoop = Callable[["Runtime"], Coroutine[Any, Any, None]]
+
+
+async def keep_polling(
+    run_once: Callable[[], Awaitable[bool]], idle_seconds: float, what: str
+) -> None:
+    """A background loop's body: ``run_once`` again at once while it finds more work
+    (answers ``True``), after ``idle_seconds`` when it found none; a failure is logged
+    and tried again after the pause (never ends the loop)."""
+    while True:
+        try:
+            busy = await run_once()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; trying again shortly", what)
+            busy = False
+        if not busy:
+            await asyncio.sleep(idle_seconds)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from gala.app import ProcessRole, Runtime, ServiceDefinition, create_app
 from gala.events.envelope import Envelope
 from gala.events.model import Event
 from gala.events.topics import ensure_topics, partition_count
-from gala.identity import IDENTITY_HEADER, Principal
+from gala.identity import IDENTITY_HEADER, Principal, Role
 from gala.settings import Settings
 from gala.store import Store
 
@@ -277,6 +277,38 @@ class ServiceUnderTest:
     def service_headers(self, name: str = "gateway") -> dict[str, Any]:
         """As another Gala process calls an internal endpoint."""
         return {IDENTITY_HEADER: self.runtime.tokens.issue_for_service(name)}
+
+    def new_venue(self) -> tuple[str, Principal]:
+        """A venue no other test uses, and an ADMIN of it."""
+        venue = unique_name("venue-")
+        return venue, self.member(venue, Role.ADMIN)
+
+    @staticmethod
+    def member(venue: str, role: Role, user_id: str | None = None) -> Principal:
+        """Someone of ``venue`` with ``role`` (as the gateway would vouch for them)."""
+        return Principal(user_id=user_id or unique_name("user-"), venue_id=venue, role=role)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        principal: Principal,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        **params: Any,
+    ) -> httpx.Response:
+        """An API request as ``principal``, through the gateway's identity header."""
+        return await self.client.request(
+            method,
+            path,
+            json=body,
+            params=params or None,
+            headers={**self.headers(principal), **(headers or {})},
+        )
+
+    async def publish(self, event: Event, subject: str, event_id: str | None = None) -> str:
+        """Publish ``event`` as another service would (see ``publish_event``)."""
+        return await publish_event(self.runtime, event, subject, event_id)
 
 
 S = TypeVar("S", bound=ServiceUnderTest)

@@ -21,6 +21,13 @@ def as_utc(value: Any) -> datetime | None:
     return value.astimezone(UTC) if isinstance(value, datetime) else None
 
 
+def required_utc(value: Any) -> datetime:
+    """A datetime the store must hold, in UTC (a document without it is corrupt)."""
+    if not isinstance(value, datetime):
+        raise ValueError(f"expected a stored datetime, found {value!r}")
+    return value.astimezone(UTC)
+
+
 def utc_millis(value: datetime) -> datetime:
     """A moment as the store keeps it: UTC, to the millisecond (a naive one is taken as
     UTC). Normalise input with it, so what is saved compares equal to what is read."""

@@ -29,8 +29,7 @@ from billing.settings import BillingSettings
 from gala.app import ProcessRole
 from gala.contracts.billing import PAYMENT_TOPIC
 from gala.contracts.pipeline import OpportunityLost, OpportunityWon
-from gala.events.model import Event
-from gala.identity import Principal, Role
+from gala.identity import Role
 from gala.mailsink import MailSink
 from gala.settings import Settings
 from gala.testing import (
@@ -39,9 +38,7 @@ from gala.testing import (
     eventually,
     free_port,
     own_database,
-    publish_event,
     running_service,
-    unique_name,
     wait_until_assigned,
 )
 
@@ -51,17 +48,6 @@ WON_AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
 class Billing(ServiceUnderTest):
     """The billing service under test."""
-
-    def new_venue(self) -> tuple[str, Principal]:
-        venue = unique_name("venue-")
-        return venue, self.member(venue, Role.ADMIN)
-
-    @staticmethod
-    def member(venue: str, role: Role, user_id: str | None = None) -> Principal:
-        return Principal(user_id=user_id or unique_name("user-"), venue_id=venue, role=role)
-
-    async def publish(self, event: Event, subject: str, event_id: str | None = None) -> str:
-        return await publish_event(self.runtime, event, subject, event_id)
 
     def won_event(self, venue: str, **fields: Any) -> OpportunityWon:
         values: dict[str, Any] = {
@@ -105,23 +91,6 @@ class Billing(ServiceUnderTest):
 
         payments: list[dict[str, Any]] = await eventually(made)
         return payments
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        principal: Principal,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-        **params: Any,
-    ) -> httpx.Response:
-        return await self.client.request(
-            method,
-            path,
-            json=body,
-            params=params or None,
-            headers={**self.headers(principal), **(headers or {})},
-        )
 
 
 @pytest.fixture(scope="module")

@@ -11,21 +11,17 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import Any
 
-import httpx
 import pytest
 
 from gala.app import ProcessRole
 from gala.contracts.pipeline import OPPORTUNITY_TOPIC
-from gala.identity import Principal, Role
 from gala.settings import Settings
 from gala.testing import (
     ServiceUnderTest,
     TopicTail,
     own_database,
     running_service,
-    unique_name,
 )
 from pipeline.bootstrap import service
 from pipeline.contacts.repository import ContactCopyRepository
@@ -34,14 +30,6 @@ from pipeline.contacts.repository import ContactCopyRepository
 class Pipeline(ServiceUnderTest):
     """The pipeline service under test."""
 
-    def new_venue(self) -> tuple[str, Principal]:
-        venue = unique_name("venue-")
-        return venue, self.member(venue, Role.ADMIN)
-
-    @staticmethod
-    def member(venue: str, role: Role) -> Principal:
-        return Principal(user_id=unique_name("user-"), venue_id=venue, role=role)
-
     async def known_contact(self, venue: str, name: str = "Ada Lovelace") -> str:
         """A contact the projection knows (as if its created event had been consumed)."""
         contact_id = str(uuid.uuid4())
@@ -49,13 +37,6 @@ class Pipeline(ServiceUnderTest):
             venue, contact_id, name, datetime.now(UTC)
         )
         return contact_id
-
-    async def call(
-        self, method: str, path: str, principal: Principal, body: Any = None, **params: Any
-    ) -> httpx.Response:
-        return await self.client.request(
-            method, path, json=body, params=params or None, headers=self.headers(principal)
-        )
 
 
 def running(settings: Settings, role: ProcessRole) -> AbstractAsyncContextManager[Pipeline]:

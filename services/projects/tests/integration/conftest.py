@@ -14,14 +14,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 from gala.app import ProcessRole
 from gala.contracts.contacts import ContactCreated, UserCreated
 from gala.contracts.pipeline import OpportunityWon
 from gala.contracts.projects import PROJECT_TOPIC, TASK_TOPIC
-from gala.events.model import Event
 from gala.identity import Principal, Role
 from gala.settings import Settings
 from gala.testing import (
@@ -29,9 +27,7 @@ from gala.testing import (
     TopicTail,
     eventually,
     own_database,
-    publish_event,
     running_service,
-    unique_name,
 )
 from projects.bootstrap import service
 from projects.projects.domain import project_id_for
@@ -41,17 +37,6 @@ EVENT_DATE = datetime(2027, 6, 12, 15, 0, tzinfo=UTC)
 
 class Projects(ServiceUnderTest):
     """The projects service under test."""
-
-    def new_venue(self) -> tuple[str, Principal]:
-        venue = unique_name("venue-")
-        return venue, self.member(venue, Role.ADMIN)
-
-    @staticmethod
-    def member(venue: str, role: Role, user_id: str | None = None) -> Principal:
-        return Principal(user_id=user_id or unique_name("user-"), venue_id=venue, role=role)
-
-    async def publish(self, event: Event, subject: str, event_id: str | None = None) -> str:
-        return await publish_event(self.runtime, event, subject, event_id)
 
     def won_event(self, venue: str, **fields: Any) -> OpportunityWon:
         values: dict[str, Any] = {
@@ -119,13 +104,6 @@ class Projects(ServiceUnderTest):
 
     async def _knows(self, collection: str, doc_id: str) -> bool:
         return await self.runtime.store[collection].find_one({"_id": doc_id}) is not None
-
-    async def call(
-        self, method: str, path: str, principal: Principal, body: Any = None, **params: Any
-    ) -> httpx.Response:
-        return await self.client.request(
-            method, path, json=body, params=params or None, headers=self.headers(principal)
-        )
 
 
 USERS, CONTACTS = "users", "contacts"

@@ -19,7 +19,7 @@ from gala.aggregates import READ_FIELDS, AggregateRepository, Codec
 from gala.contracts.billing import PaymentKind, PaymentStatus
 from gala.identity import venue_scoped
 from gala.store import Document, Index, PageRequest
-from gala.values import as_utc
+from gala.values import as_utc, required_utc
 
 COLLECTION = "payments"
 SORT: Sequence[tuple[str, int]] = [("dueDate", ASCENDING)]
@@ -71,12 +71,6 @@ def to_document(p: Payment) -> Document:
     }
 
 
-def _utc(d: Mapping[str, Any], name: str) -> datetime:
-    value = as_utc(d[name])
-    assert value is not None
-    return value
-
-
 def from_document(d: Mapping[str, Any]) -> Payment:
     return Payment(
         id=d["_id"],
@@ -87,7 +81,7 @@ def from_document(d: Mapping[str, Any]) -> Payment:
         kind=PaymentKind(d["kind"]),
         amount_minor=int(d["amountMinor"]),
         currency=d["currency"],
-        due_date=_utc(d, "dueDate"),
+        due_date=required_utc(d["dueDate"]),
         status=PaymentStatus(d["status"]),
         paid_at=as_utc(d.get("paidAt")),
         payment_method=d.get("paymentMethod"),
@@ -100,8 +94,8 @@ def from_document(d: Mapping[str, Any]) -> Payment:
         mails_pending=list(d.get("mailsPending") or []),
         mail_attempts=int(d.get("mailAttempts") or 0),
         next_reminder_at=as_utc(d.get("nextReminderAt")),
-        created_at=_utc(d, "createdAt"),
-        updated_at=_utc(d, "updatedAt"),
+        created_at=required_utc(d["createdAt"]),
+        updated_at=required_utc(d["updatedAt"]),
         version=int(d["version"]),
     )
 

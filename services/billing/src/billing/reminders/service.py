@@ -23,7 +23,7 @@ from billing.payments.repository import PaymentRepository
 from billing.reminders.domain import ReminderKind, ReminderSchedule
 from billing.reminders.mail import Mailer, MailFailed, mailer_from, reminder_mail
 from billing.settings import BillingSettings, billing_settings
-from gala.app import Runtime
+from gala.app import Runtime, keep_polling
 from gala.concurrency import save_attempts
 from gala.store import utc_now
 
@@ -155,13 +155,8 @@ async def send_reminders(runtime: Runtime) -> None:
         mailer_from(settings),
         settings,
     )
-    while True:
-        try:
-            taken = await worker.run_once()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("payment reminders failed; trying again at the next tick")
-            taken = 0
-        if taken < settings.reminder_batch:
-            await asyncio.sleep(settings.reminder_tick_seconds)
+
+    async def run_once() -> bool:
+        return await worker.run_once() >= settings.reminder_batch  # more may be due
+
+    await keep_polling(run_once, settings.reminder_tick_seconds, "payment reminders")

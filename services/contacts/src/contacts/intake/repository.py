@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -29,6 +29,7 @@ from pymongo.errors import DuplicateKeyError
 from contacts.intake.domain import LeadgenNotice, LeadState, PageTaken, RateWindow
 from gala.contracts.contacts import LeadSource
 from gala.store import Document, Index, Store
+from gala.values import required_utc
 
 KEYS = "intake_keys"
 PAGES = "intake_meta_pages"
@@ -49,11 +50,6 @@ INDEXES: Sequence[Index] = (
 _WRITE_ATTEMPTS = 3
 
 
-def _utc(value: Any) -> datetime:
-    assert isinstance(value, datetime)
-    return value.astimezone(UTC)
-
-
 @dataclass(frozen=True)
 class IntakeKey:
     venue_id: str
@@ -67,8 +63,8 @@ class IntakeKey:
         return cls(
             venue_id=document["_id"],
             key=document["key"],
-            created_at=_utc(document["createdAt"]),
-            rotated_at=_utc(rotated) if rotated is not None else None,
+            created_at=required_utc(document["createdAt"]),
+            rotated_at=required_utc(rotated) if rotated is not None else None,
         )
 
 

@@ -9,7 +9,6 @@ replica's at a time, failures wait longer and longer, and give up after a few at
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -48,7 +47,7 @@ from contacts.intake.repository import (
 from contacts.leads.repository import ContactRepository
 from contacts.leads.service import ContactService
 from contacts.settings import ContactsSettings, contacts_settings
-from gala.app import Runtime
+from gala.app import Runtime, keep_polling
 from gala.errors import Forbidden, InvalidInput
 from gala.identity import Principal, Role
 
@@ -304,13 +303,8 @@ async def process_meta_leads(runtime: Runtime) -> None:
             graph,
             settings,
         )
-        while True:
-            try:
-                taken = await worker.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("meta lead worker failed; trying again after the poll interval")
-                taken = 0
-            if not taken:
-                await asyncio.sleep(settings.meta_lead_poll_interval_seconds)
+
+        async def run_once() -> bool:
+            return await worker.run_once() > 0
+
+        await keep_polling(run_once, settings.meta_lead_poll_interval_seconds, "meta leads")

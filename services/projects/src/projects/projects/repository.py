@@ -20,7 +20,7 @@ from gala.contracts.projects import ProjectStatus, TaskEvent, TaskStatus
 from gala.events.model import Event
 from gala.identity import venue_scoped
 from gala.store import Document, Index, PageRequest
-from gala.values import as_utc
+from gala.values import as_utc, required_utc
 from projects.projects.domain import Project
 from projects.tasks.domain import NO_DUE_DATE, Task
 
@@ -110,12 +110,6 @@ def to_document(p: Project) -> Document:
     }
 
 
-def _utc(d: Mapping[str, Any], name: str) -> datetime:
-    value = as_utc(d[name])
-    assert value is not None
-    return value
-
-
 def from_document(d: Mapping[str, Any]) -> Project:
     settings = d.get("settings")
     return Project(
@@ -126,16 +120,16 @@ def from_document(d: Mapping[str, Any]) -> Project:
         name=d["name"],
         status=ProjectStatus(d["status"]),
         event_type=d.get("eventType"),
-        event_date=_utc(d, "eventDate"),
-        start_date=_utc(d, "startDate"),
-        end_date=_utc(d, "endDate"),
+        event_date=required_utc(d["eventDate"]),
+        start_date=required_utc(d["startDate"]),
+        end_date=required_utc(d["endDate"]),
         client_link=d["clientLink"],
         client_ids=list(d.get("clientIds") or []),
         settings=None if settings is None else json.loads(settings),
         tasks=[task_from(t) for t in d.get("tasks") or []],
-        opportunity_as_of=_utc(d, "opportunityAsOf"),
-        created_at=_utc(d, "createdAt"),
-        updated_at=_utc(d, "updatedAt"),
+        opportunity_as_of=required_utc(d["opportunityAsOf"]),
+        created_at=required_utc(d["createdAt"]),
+        updated_at=required_utc(d["updatedAt"]),
         version=int(d["version"]),
     )
 
