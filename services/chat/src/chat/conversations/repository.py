@@ -1,0 +1,86 @@
+"""The only module that speaks to the store about conversations (``conversations``, one
+per project, ``_id`` = the project id): the copy of the project and its task assignees,
+and the counter that numbers its messages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from chat.conversations.domain import Conversation
+from gala.identity import venue_scoped
+from gala.projections import keep_newest
+from gala.store import Document, Index, Store
+
+COLLECTION = "conversations"
+INDEXES: Sequence[Index] = (Index(COLLECTION, [("venueId", ASCENDING), ("clientIds", ASCENDING)]),)
+
+
+def _conversation(d: Mapping[str, Any]) -> Conversation:
+    return Conversation(
+        project_id=d["_id"],
+        venue_id=d["venueId"],
+        name=d.get("name"),
+        contact_id=d.get("contactId"),
+        client_ids=tuple(d.get("clientIds") or ()),
+        assignees=dict(d.get("assignees") or {}),
+        last_seq=int(d.get("lastSeq") or 0),
+    )
+
+
+class ConversationRepository:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    @property
+    def _conversations(self) -> AsyncCollection[Document]:
+        return self._store[COLLECTION]
+
+    async def get(self, venue_id: str, project_id: str) -> Conversation | None:
+        d = await self._conversations.find_one(venue_scoped(venue_id, {"_id": project_id}))
+        return _conversation(d) if d is not None else None
+
+    async def of_venue(self, venue_id: str) -> list[Conversation]:
+        return [_conversation(d) async for d in self._conversations.find(venue_scoped(venue_id))]
+
+    async def keep_project(
+        self,
+        venue_id: str,
+        project_id: str,
+        *,
+        name: str,
+        contact_id: str | None,
+        client_ids: list[str],
+        as_of: datetime,
+    ) -> bool:
+        state = {"name": name, "contactId": contact_id, "clientIds": sorted(set(client_ids))}
+        return await keep_newest(self._conversations, project_id, venue_id, state, as_of)
+
+    async def keep_assignee(
+        self, venue_id: str, project_id: str, task_id: str, user_id: str | None
+    ) -> None:
+        """Who a task of the project is assigned to (``None``: nobody, or deleted)."""
+        field = f"assignees.{task_id}"
+        update: Document = {"$set": {field: user_id}} if user_id else {"$unset": {field: ""}}
+        try:
+            await self._conversations.update_one(
+                {"_id": project_id, "venueId": venue_id}, update, upsert=True
+            )
+        except DuplicateKeyError:
+            await self._conversations.update_one({"_id": project_id, "venueId": venue_id}, update)
+
+    async def next_seq(self, venue_id: str, project_id: str) -> int:
+        """The next number of the project's messages (taken, never reused)."""
+        d = await self._conversations.find_one_and_update(
+            {"_id": project_id, "venueId": venue_id},
+            {"$inc": {"lastSeq": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if d is None:
+            raise LookupError(project_id)
+        return int(d["lastSeq"])

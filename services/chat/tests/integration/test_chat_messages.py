@@ -1,0 +1,175 @@
+"""A project's conversation over HTTP: who takes part, history, resume, read markers,
+unread counts, and the system messages other services' events become."""
+
+import asyncio
+import json
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from gala.contracts.billing import PaymentDue
+from gala.contracts.chat import MESSAGE_TOPIC
+from gala.identity import Role
+from gala.testing import TopicTail, eventually
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def messages_of(project_id: str) -> str:
+    return f"/api/v1/projects/{project_id}/messages"
+
+
+async def send(chat, who, project_id, content="Hello!", **body):
+    return await chat.call("POST", messages_of(project_id), who, {"content": content, **body})
+
+
+async def test_only_the_client_the_team_and_assigned_staff_take_part(chat):
+    venue, admin = chat.new_venue()
+    client = chat.client_of(venue)
+    project_id = await chat.project(venue, [client])
+    staff = chat.member(venue, Role.STAFF)
+    task_id = await chat.assign(venue, project_id, staff)
+    path = messages_of(project_id)
+
+    async def staff_in():
+        return (await chat.call("GET", path, staff)).status_code == 200
+
+    await eventually(staff_in)
+    for who in (admin, client, chat.member(venue, Role.PROJECT_MANAGER), staff):
+        assert (await send(chat, who, project_id)).status_code == 201
+    for who in (
+        chat.member(venue, Role.STAFF),  # not assigned
+        chat.member(venue, Role.SALES),
+        chat.client_of(venue),  # another client
+    ):
+        refused = await chat.call("GET", path, who)
+        assert refused.status_code == 403
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert (await send(chat, who, project_id)).status_code == 403
+    _, stranger = chat.new_venue()
+    assert (await chat.call("GET", path, stranger)).status_code == 404
+    assert (await chat.call("GET", messages_of("no-such-project"), admin)).status_code == 404
+
+    await chat.unassign(venue, project_id, task_id, staff)
+
+    async def staff_out():
+        return (await chat.call("GET", path, staff)).status_code == 403
+
+    await eventually(staff_out)
+
+
+async def test_messages_are_numbered_kept_as_sent_and_resumed_in_order(chat, infra):
+    venue, admin = chat.new_venue()
+    client = chat.client_of(venue)
+    project_id = await chat.project(venue, [client])
+    tail = TopicTail(infra.kafka_bootstrap, MESSAGE_TOPIC)
+    await tail.start()
+    try:
+        sent = [
+            (await send(chat, who, project_id, text)).json()
+            for who, text in [
+                (client, "<b>Can we add a table?</b>"),
+                (admin, "Of course."),
+                (client, "Thanks & bye"),
+            ]
+        ]
+        assert [m["seq"] for m in sent] == [2, 3, 4]  # 1: the "project created" message
+        assert sent[0]["content"] == "<b>Can we add a table?</b>"  # as sent, never HTML
+        assert sent[0]["senderRole"] == "CLIENT" and sent[0]["messageType"] == "text"
+
+        first = await chat.call("GET", messages_of(project_id), client, limit=2)
+        assert [m["seq"] for m in first.json()["items"]] == [4, 3]
+        rest = await chat.call(
+            "GET", messages_of(project_id), client, limit=2, cursor=first.json()["nextCursor"]
+        )
+        assert [m["seq"] for m in rest.json()["items"]] == [2, 1]
+        assert rest.json()["items"][1]["messageType"] == "system"
+        missed = await chat.call("GET", f"{messages_of(project_id)}/since", client, after=2)
+        assert [m["seq"] for m in missed.json()["items"]] == [3, 4]
+
+        envelope = (await tail.wait_for(sent[0]["id"], 1))[0][1]
+        data = json.loads(envelope.data)
+        assert envelope.type == "gala.message.sent.v1"
+        assert (data["senderRole"], data["sequence"], data["contactId"]) == (
+            "CLIENT",
+            2,
+            "contact-1",
+        )
+    finally:
+        await tail.stop()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"content": ""},
+        {"content": "   "},
+        {"content": "x" * 4001},
+        {"content": "see file", "messageType": "file"},
+        {"content": "hi", "messageType": "system"},
+        {"content": "hi", "unknown": 1},
+    ],
+)
+async def test_bad_messages_are_refused_and_change_nothing(chat, body):
+    venue, admin = chat.new_venue()
+    project_id = await chat.project(venue, [])
+    refused = await chat.call("POST", messages_of(project_id), admin, body)
+    assert refused.status_code == 422
+    items = (await chat.call("GET", messages_of(project_id), admin)).json()["items"]
+    assert [m["messageType"] for m in items] == ["system"]
+
+
+async def test_a_file_message_points_to_a_document(chat):
+    venue, admin = chat.new_venue()
+    project_id = await chat.project(venue, [])
+    body = {"content": "The contract", "messageType": "file", "metadata": {"documentId": "d-1"}}
+    sent = await chat.call("POST", messages_of(project_id), admin, body)
+    assert sent.status_code == 201 and sent.json()["metadata"] == {"documentId": "d-1"}
+
+
+async def test_a_payment_due_event_delivered_twice_gives_one_system_message(chat):
+    venue, admin = chat.new_venue()
+    project_id = await chat.project(venue, [])
+    due = PaymentDue(
+        payment_id=str(uuid.uuid4()), venue_id=venue, opportunity_id="o-1",
+        amount=Decimal("300.00"), currency="EUR", project_id=project_id, days_before=7,
+    )  # fmt: skip
+    event_id = str(uuid.uuid4())
+    for _ in range(2):
+        await chat.publish(due, due.payment_id, event_id)
+
+    async def told():
+        items = (await chat.call("GET", messages_of(project_id), admin)).json()["items"]
+        return items if len(items) >= 2 else None
+
+    items = await eventually(told)
+    await asyncio.sleep(1)
+    items = (await chat.call("GET", messages_of(project_id), admin)).json()["items"]
+    assert [m["content"] for m in items] == [
+        "Payment of 300.00 EUR is due soon.",
+        "Project created: Smith wedding.",
+    ]
+
+
+async def test_unread_counts_follow_the_read_marker(chat):
+    venue, admin = chat.new_venue()
+    client = chat.client_of(venue)
+    project_id = await chat.project(venue, [client])
+    for text in ("one", "two"):
+        await send(chat, client, project_id, text)
+
+    async def counts(who):
+        items = (await chat.call("GET", "/api/v1/messages/unread", who)).json()["items"]
+        return {u["projectId"]: u["unread"] for u in items}
+
+    assert (await counts(admin))[project_id] == 3  # the system message and two by the client
+    assert (await counts(client))[project_id] == 1  # only the system message
+    read = await chat.call("POST", f"{messages_of(project_id)}/read", admin, {"seq": 3})
+    assert read.json() == {"projectId": project_id, "seq": 3}
+    assert (await counts(admin))[project_id] == 0
+    back = await chat.call("POST", f"{messages_of(project_id)}/read", admin, {"seq": 1})
+    assert back.json()["seq"] == 3  # never moves back
+    await send(chat, client, project_id, "three")
+    assert (await counts(admin))[project_id] == 1
+    assert project_id not in await counts(chat.client_of(venue))
