@@ -90,6 +90,9 @@ class ServiceDefinition:
     indexes: Sequence[Index] = ()
     outbox_collections: Sequence[str] = ()
     background: Sequence[BackgroundLoop] = ()
+    """Loops of the worker role (time-driven work)."""
+    api_background: Sequence[BackgroundLoop] = ()
+    """Loops of the API role (e.g. what feeds the sockets this process serves)."""
     settings_type: type[Settings] = Settings
 
     def topics(self) -> list[str]:
@@ -183,9 +186,12 @@ class Runtime:
                 settings.processed_event_prune_interval_seconds,
             )
             self._background.append(asyncio.create_task(prune, name="gala-prune-processed"))
-        if self.role.consumes:
-            for loop in self.definition.background:
-                self._background.append(asyncio.create_task(loop(self), name=loop.__qualname__))
+        loops = [
+            *(self.definition.background if self.role.consumes else ()),
+            *(self.definition.api_background if self.role.serves_api else ()),
+        ]
+        for loop in loops:
+            self._background.append(asyncio.create_task(loop(self), name=loop.__qualname__))
         log.info(
             "service started",
             extra={"role": self.role.value, "topics": self.definition.topics()},
