@@ -56,8 +56,12 @@ class AggregateRepository(Generic[A]):
         self._outbox = outbox
 
     def subject(self, aggregate: A, event: Event) -> str:
-        """The subject (and Kafka key) of an event the aggregate recorded."""
+        """The subject (and, by default, Kafka key) of an event the aggregate recorded."""
         return aggregate.id
+
+    def partition_key(self, aggregate: A, event: Event) -> str | None:
+        """A Kafka key other than the subject (events with one key stay in order)."""
+        return None
 
     @property
     def collection(self) -> AsyncCollection[Document]:
@@ -67,7 +71,10 @@ class AggregateRepository(Generic[A]):
         """The aggregate's recorded events as outbox entries (collecting them)."""
         return [
             self._outbox.entry(
-                event, subject=self.subject(aggregate, event), venue_id=aggregate.venue_id
+                event,
+                subject=self.subject(aggregate, event),
+                venue_id=aggregate.venue_id,
+                partition_key=self.partition_key(aggregate, event),
             )
             for event in aggregate.collect_events()
         ]

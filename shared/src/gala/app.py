@@ -300,5 +300,8 @@ def run(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> Non
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=10,
+        # heartbeats: a socket whose peer stops answering pings is closed
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
     )
     asyncio.run(uvicorn.Server(config).serve())

@@ -163,8 +163,16 @@ async def test_a_client_that_was_away_resumes_with_all_it_missed_once(infra, pro
         client, admin = people(venue)
         project_id = await project_on(one, venue, [client])
         async with one.socket(client, project_id) as socket:
-            await socket.send(json.dumps({"type": "message", "content": "before the tunnel"}))
-            (last,) = await messages(socket, 1)
+            frame = {"type": "message", "content": "before the tunnel", "ref": "r-1"}
+            await socket.send(json.dumps(frame))
+            got: dict[str, dict] = {}
+            async with asyncio.timeout(10):  # the message, and the ack that it was stored
+                while len(got) < 2:
+                    frame = json.loads(await socket.recv())
+                    if frame["type"] in ("message", "ack"):
+                        got[frame["type"]] = frame
+            last, ack = got["message"]["message"], got["ack"]
+            assert (ack["ref"], ack["seq"], ack["id"]) == ("r-1", last["seq"], last["id"])
         for n in range(50):
             await two.post(admin, project_id, f"while away {n}")
         async with two.socket(client, project_id, after=last["seq"]) as socket:

@@ -39,10 +39,13 @@ class Envelope:
     correlationid: str | None = None
     causationid: str | None = None
     datacontenttype: str = JSON
+    partition_key: str | None = None
+    """The Kafka key when it is not the subject (e.g. a chat message's project, so that a
+    conversation's messages stay in order); never sent as a header."""
 
     @property
     def key(self) -> bytes:
-        return self.subject.encode()
+        return (self.partition_key or self.subject).encode()
 
     def headers(self) -> Headers:
         headers: Headers = [

@@ -62,6 +62,7 @@ class Outbox:
         subject: str,
         venue_id: str | None,
         event_id: str | None = None,
+        partition_key: str | None = None,
     ) -> Document:
         """A pending event, stamped with the current trace, correlation and causation.
 
@@ -82,6 +83,7 @@ class Outbox:
             "type": event.TYPE,
             "source": self.source,
             "subject": subject,
+            "partitionKey": partition_key,
             "time": datetime.now(UTC),
             "venueid": venue_id,
             "traceparent": current_traceparent(),
@@ -212,6 +214,7 @@ def envelope_of(entry: Mapping[str, Any]) -> Envelope:
         type=entry["type"],
         source=entry["source"],
         subject=entry["subject"],
+        partition_key=entry.get("partitionKey"),
         time=time,
         data=entry["data"].encode(),
         venueid=entry.get("venueid"),

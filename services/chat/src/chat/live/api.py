@@ -5,11 +5,13 @@ closed with 4403; 4401 without a valid identity; 4404 for an unknown project). W
 ``?after=<seq>`` the client first receives everything it missed, in order. Then, live:
 
 - ``{"type": "message", "message": {...}}`` for each new message, in sequence order with
-  no gap and no duplicate (a message that arrives ahead of one it follows makes the socket
-  read the missing ones from the store first);
+  no gap and no duplicate (each replica reads a new message once and hands it to its
+  sockets; one that arrives ahead of one it follows makes its socket read the missing
+  ones from the store first);
 - ``{"type": "typing", "userId": ...}`` and ``{"type": "read", "userId": ..., "seq": ...}``.
 
-A client sends ``{"type": "message", "content": ..., "messageType": "text"}``,
+A client sends ``{"type": "message", "content": ..., "messageType": "text", "ref": ...}``
+(answered with ``{"type": "ack", "ref": ..., "seq": ...}`` once stored),
 ``{"type": "typing"}`` or ``{"type": "read", "seq": n}``. A client that stops reading is
 closed with 4008 once its queue is full; a user sending too fast gets an ``error`` frame.
 Dead sockets are closed by the server's WebSocket pings.
@@ -23,7 +25,6 @@ import json
 import logging
 import time
 from collections import deque
-from typing import Any
 from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, WebSocket
@@ -32,12 +33,12 @@ from starlette.websockets import WebSocketDisconnect
 
 from chat.conversations.domain import ConversationNotFound, NotAMember
 from chat.conversations.repository import ConversationRepository
-from chat.live.broadcast import hub_of, send_signal
+from chat.live.broadcast import hub_of, message_frame, send_signal
 from chat.live.hub import Frame, Listener
-from chat.messages.domain import InvalidMessage, Message
+from chat.messages.domain import InvalidMessage
 from chat.messages.repository import MessageRepository
 from chat.messages.schemas import MessageOut, SendIn
-from chat.messages.service import MessageService
+from chat.messages.service import RESUME_MAX, MessageService
 from chat.settings import chat_settings
 from gala.app import Runtime
 from gala.contracts.chat import MessageType
@@ -50,17 +51,25 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 4008
+INBOUND_MAX = 64
+GAP_WAIT_SECONDS = 0.5
+"""How long a socket holds a message that came early before it reads the gap."""
 
 
 class SendRate:
-    """A user's sends in the last minute (per replica)."""
+    """A user's sends in the last minute (per replica: N replicas allow N times as many)."""
 
     def __init__(self, per_minute: int) -> None:
         self._per_minute = per_minute
         self._sent: dict[str, deque[float]] = {}
+        self._calls = 0
 
     def allow(self, user_id: str) -> bool:
         now = time.monotonic()
+        self._calls += 1
+        if self._calls % 1000 == 0:  # forget users silent for a minute
+            for user in [u for u, sent in self._sent.items() if sent[-1] <= now - 60]:
+                del self._sent[user]
         sent = self._sent.setdefault(user_id, deque())
         while sent and sent[0] <= now - 60:
             sent.popleft()
@@ -110,6 +119,10 @@ async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
 
 
 class _Session:
+    """One socket: frames out in sequence order (from this replica's hub, reading the
+    store only to fill a gap), frames in through a bounded queue handled one at a time
+    (reading never waits for a message to be stored, so pings are always answered)."""
+
     def __init__(
         self,
         websocket: WebSocket,
@@ -123,23 +136,22 @@ class _Session:
         self.websocket = websocket
         self.runtime = runtime
         self.messages = messages
+        self.repository = MessageRepository(runtime.store, runtime.outbox)
         self.principal = principal
         self.project_id = project_id
         self.listener = listener
         self.last = last
         settings = chat_settings(runtime.settings)
         self.rate = _RATES.setdefault(runtime, SendRate(settings.send_rate_per_minute))
-        self._sending = asyncio.Lock()  # two tasks write to the socket: one frame at a time
-
-    async def _emit(self, frame: Frame) -> None:
-        async with self._sending:
-            await self.websocket.send_json(frame)
+        self.inbound: asyncio.Queue[Frame] = asyncio.Queue(INBOUND_MAX)
+        self._sending = asyncio.Lock()  # several tasks write to the socket: a frame at a time
 
     async def run(self) -> None:
         await self._catch_up()
         tasks = [
             asyncio.create_task(self._write()),
             asyncio.create_task(self._read()),
+            asyncio.create_task(self._handle_inbound()),
             asyncio.create_task(self.listener.overflowed.wait()),
         ]
         try:
@@ -156,36 +168,63 @@ class _Session:
             if error is not None and not isinstance(error, WebSocketDisconnect):
                 log.warning("chat socket ended by an error", exc_info=error)
 
-    async def _catch_up(self, up_to: int | None = None) -> None:
-        """Send, in order, what came after the last message sent (up to ``up_to``)."""
-        while up_to is None or self.last < up_to:
-            missed = await self.messages.since(self.principal, self.project_id, self.last)
-            for message in missed:
-                await self._send_message(message)
-            if len(missed) < 500:
-                break
+    async def _emit(self, frame: Frame) -> None:
+        async with self._sending:
+            await self.websocket.send_json(frame)
 
-    async def _send_message(self, message: Message) -> None:
-        if message.seq <= self.last:
+    # --- out --------------------------------------------------------------------------
+
+    async def _catch_up(self, before: int | None = None) -> None:
+        """Send, in order, what came after the last message sent (and before ``before``)."""
+        while before is None or self.last < before - 1:
+            missed = await self.repository.after(
+                self.principal.venue_id, self.project_id, self.last, RESUME_MAX
+            )
+            for message in missed:
+                if before is not None and message.seq >= before:
+                    return
+                await self._send_message(message_frame(MessageOut.of(message)))
+            if len(missed) < RESUME_MAX:
+                return
+
+    async def _send_message(self, frame: Frame) -> None:
+        if int(frame["message"]["seq"]) <= self.last:
             return  # sent already
-        frame = {
-            "type": "message",
-            "message": MessageOut.of(message).model_dump(mode="json", by_alias=True),
-        }
-        await self.websocket.send_json(frame)
-        self.last = message.seq
+        async with self._sending:
+            await self.websocket.send_text(frame["text"])
+        self.last = int(frame["message"]["seq"])
 
     async def _write(self) -> None:
+        ahead: dict[int, Frame] = {}  # messages that came before one they follow
         while True:
-            frame = await self.listener.queue.get()
-            if frame.get("type") == "message-sent":
-                seq = int(frame["seq"])
-                if seq > self.last:
-                    await self._catch_up(up_to=seq)  # the gap first, then this one
+            try:
+                frame = await asyncio.wait_for(
+                    self.listener.queue.get(), GAP_WAIT_SECONDS if ahead else None
+                )
+            except TimeoutError:
+                # the missing one is not coming through the bus (yet): read the gap
+                await self._catch_up(before=min(ahead))
+                await self._flush(ahead)
+                continue
+            if frame.get("type") == "message":
+                ahead[int(frame["message"]["seq"])] = frame
+                await self._flush(ahead)
                 continue
             if frame.get("userId") == self.principal.user_id:
                 continue  # one's own typing and read markers
             await self._emit(frame)
+
+    async def _flush(self, ahead: dict[int, Frame]) -> None:
+        """Send the held messages that now follow the last one sent, in order."""
+        for seq in sorted(ahead):
+            if seq <= self.last:
+                del ahead[seq]  # sent already (by a catch-up)
+            elif seq == self.last + 1:
+                await self._send_message(ahead.pop(seq))
+            else:
+                return
+
+    # --- in ---------------------------------------------------------------------------
 
     async def _read(self) -> None:
         while True:
@@ -194,9 +233,29 @@ class _Session:
                 frame = json.loads(text)
                 if not isinstance(frame, dict):
                     raise TypeError("a frame is a JSON object")
+            except (ValueError, TypeError) as exc:
+                await self._emit({"type": "error", "detail": f"Bad frame: {exc}"[:500]})
+                continue
+            try:
+                self.inbound.put_nowait(frame)
+            except asyncio.QueueFull:
+                await self._emit(
+                    {
+                        "type": "error",
+                        "ref": frame.get("ref"),
+                        "detail": "Too many frames in flight; slow down.",
+                    }
+                )
+
+    async def _handle_inbound(self) -> None:
+        while True:
+            frame = await self.inbound.get()
+            try:
                 await self._handle(frame)
             except (ValueError, TypeError, KeyError) as exc:
-                await self._emit({"type": "error", "detail": f"Bad frame: {exc}"[:500]})
+                await self._emit(
+                    {"type": "error", "ref": frame.get("ref"), "detail": f"Bad frame: {exc}"[:500]}
+                )
 
     async def _handle(self, frame: Frame) -> None:
         kind = frame.get("type")
@@ -212,15 +271,20 @@ class _Session:
         else:
             await self._emit({"type": "error", "detail": f"Unknown frame type {kind!r}."})
 
-    async def _send(self, frame: dict[str, Any]) -> None:
+    async def _send(self, frame: Frame) -> None:
+        """Store the message (it reaches every socket through the bus); with a ``ref``,
+        the sender gets an ``ack`` naming the message's sequence number once stored."""
+        ref = frame.get("ref")
         if not self.rate.allow(self.principal.user_id):
-            await self.websocket.send_json(
-                {"type": "error", "detail": "Too many messages; slow down."}
+            await self._emit(
+                {"type": "error", "ref": ref, "detail": "Too many messages; slow down."}
             )
             return
         try:
-            body = SendIn.model_validate({k: v for k, v in frame.items() if k != "type"})
-            await self.messages.send(
+            body = SendIn.model_validate(
+                {k: v for k, v in frame.items() if k not in ("type", "ref")}
+            )
+            message = await self.messages.send(
                 self.principal,
                 self.project_id,
                 message_type=MessageType(body.message_type),
@@ -228,4 +292,7 @@ class _Session:
                 metadata=body.metadata,
             )
         except (ValidationError, InvalidMessage) as exc:
-            await self._emit({"type": "error", "detail": str(exc)[:500]})
+            await self._emit({"type": "error", "ref": ref, "detail": str(exc)[:500]})
+            return
+        if ref is not None:
+            await self._emit({"type": "ack", "ref": ref, "id": message.id, "seq": message.seq})

@@ -19,7 +19,9 @@ from weakref import WeakKeyDictionary
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from chat.live.hub import LiveHub
+from chat.live.hub import Frame, LiveHub
+from chat.messages.repository import MessageRepository
+from chat.messages.schemas import MessageOut
 from chat.settings import chat_settings
 from gala.app import Runtime
 from gala.contracts.chat import MESSAGE_TOPIC, MessageSent
@@ -30,6 +32,13 @@ log = logging.getLogger(__name__)
 SIGNAL_TOPIC: Final = "gala.chat.signal"
 _HUBS: WeakKeyDictionary[Runtime, LiveHub] = WeakKeyDictionary()
 _PRODUCERS: WeakKeyDictionary[Runtime, AIOKafkaProducer] = WeakKeyDictionary()
+
+
+def message_frame(message: MessageOut) -> Frame:
+    """A message as sockets receive it, its JSON text made once for all of them."""
+    body = message.model_dump(mode="json")
+    frame: Frame = {"type": "message", "message": body}
+    return {**frame, "text": json.dumps(frame)}
 
 
 def hub_of(runtime: Runtime) -> LiveHub:
@@ -76,12 +85,15 @@ async def broadcast(runtime: Runtime) -> None:
         for partition in partitions:
             await consumer.position(partition)  # known now: nothing after this is missed
         hub.ready.set()
+        messages = MessageRepository(runtime.store, runtime.outbox)
         while True:
             batches = await consumer.getmany(timeout_ms=500)
             for partition, records in batches.items():
                 for record in records:
                     try:
-                        _dispatch(hub, partition.topic, record.headers, record.value)
+                        await _dispatch(
+                            hub, messages, partition.topic, record.headers, record.value
+                        )
                     except Exception:
                         log.exception("chat broadcast: a record could not be handed out")
     finally:
@@ -90,7 +102,9 @@ async def broadcast(runtime: Runtime) -> None:
         await asyncio.gather(consumer.stop(), producer.stop(), return_exceptions=True)
 
 
-def _dispatch(hub: LiveHub, topic: str, headers: Any, value: bytes | None) -> None:
+async def _dispatch(
+    hub: LiveHub, messages: MessageRepository, topic: str, headers: Any, value: bytes | None
+) -> None:
     if topic == SIGNAL_TOPIC:
         if value is None:
             return
@@ -106,8 +120,8 @@ def _dispatch(hub: LiveHub, topic: str, headers: Any, value: bytes | None) -> No
     if envelope.type != MessageSent.TYPE:
         return
     event = MessageSent.model_validate_json(envelope.data)
-    if hub.watches(event.project_id):
-        hub.deliver(
-            event.project_id,
-            {"type": "message-sent", "messageId": event.message_id, "seq": event.sequence},
-        )
+    if not hub.watches(event.project_id):
+        return
+    message = await messages.find_one({"_id": event.message_id})  # once per replica
+    if message is not None:
+        hub.deliver(event.project_id, message_frame(MessageOut.of(message)))

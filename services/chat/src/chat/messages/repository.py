@@ -12,6 +12,7 @@ from pymongo import ASCENDING, DESCENDING
 from chat.messages.domain import Message
 from gala.aggregates import READ_FIELDS, AggregateRepository, Codec
 from gala.contracts.chat import MessageType
+from gala.events.model import Event
 from gala.identity import Role, venue_scoped
 from gala.store import Document, Index, PageRequest
 from gala.values import required_utc
@@ -61,6 +62,10 @@ def from_document(d: Mapping[str, Any]) -> Message:
 class MessageRepository(AggregateRepository[Message]):
     COLLECTION = COLLECTION
     codec = Codec(to_document, from_document)
+
+    def partition_key(self, aggregate: Message, event: Event) -> str | None:
+        """A conversation's messages share a partition: every replica reads them in order."""
+        return aggregate.project_id
 
     async def history(
         self, venue_id: str, project_id: str, limit: int, cursor: str | None
