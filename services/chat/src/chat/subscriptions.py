@@ -3,6 +3,7 @@
 - project events -> the conversation's copy of the project (name, contact, CLIENT users:
   its members), and a created project gets its first system message;
 - task events -> who is assigned to the project's tasks (STAFF assignees take part);
+- user events -> whether a user is still active (a deactivated one takes part in none);
 - payment due, overdue, paid and document created (ready to sign) and signed -> system
   messages in the project's conversation.
 
@@ -12,7 +13,7 @@ are set (not counted), and a system message's id derives from its event's id.
 
 from __future__ import annotations
 
-from chat.conversations.repository import ConversationRepository
+from chat.conversations.repository import ConversationRepository, UserCopyRepository
 from chat.messages.repository import MessageRepository
 from chat.messages.service import MessageService
 from gala.contracts.billing import (
@@ -24,6 +25,7 @@ from gala.contracts.billing import (
     PaymentOverdue,
     PaymentPaid,
 )
+from gala.contracts.contacts import USER_EVENTS, UserEvent
 from gala.contracts.projects import (
     ProjectCreated,
     ProjectEvent,
@@ -42,7 +44,9 @@ subscriptions = Subscriptions()
 
 def _messages(ctx: EventContext) -> MessageService:
     return MessageService(
-        MessageRepository(ctx.store, ctx.outbox), ConversationRepository(ctx.store)
+        MessageRepository(ctx.store, ctx.outbox),
+        ConversationRepository(ctx.store),
+        UserCopyRepository(ctx.store),
     )
 
 
@@ -86,6 +90,20 @@ async def keep_assignee(event: TaskEvent, ctx: EventContext) -> None:
 
 for task_event in (TaskCreated, TaskUpdated, TaskAssigned, TaskDeleted):
     subscriptions.on(task_event, name="conversations.assignee")(keep_assignee)
+
+
+async def keep_user(event: UserEvent, ctx: EventContext) -> None:
+    await UserCopyRepository(ctx.store).keep(
+        event.venue_id,
+        event.user_id,
+        role=event.role.value,
+        active=event.active,
+        as_of=ctx.envelope.time,
+    )
+
+
+for user_event in USER_EVENTS:
+    subscriptions.on(user_event, name="users.copy")(keep_user)
 
 
 # --- billing ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 
 from gala.contracts.billing import PaymentDue
 from gala.contracts.chat import MESSAGE_TOPIC
+from gala.contracts.contacts import UserDeactivated
 from gala.identity import Role
 from gala.testing import TopicTail, eventually
 
@@ -57,6 +58,17 @@ async def test_only_the_client_the_team_and_assigned_staff_take_part(chat):
         return (await chat.call("GET", path, staff)).status_code == 403
 
     await eventually(staff_out)
+    # a deactivated user takes part no more, whatever their token says
+    gone = UserDeactivated(
+        user_id=client.user_id, venue_id=venue, email="c@wed.example", role=Role.CLIENT,
+        active=False,
+    )  # fmt: skip
+    await chat.publish(gone, client.user_id)
+
+    async def client_out():
+        return (await chat.call("GET", path, client)).status_code == 403
+
+    await eventually(client_out)
 
 
 async def test_messages_are_numbered_kept_as_sent_and_resumed_in_order(chat, infra):

@@ -18,6 +18,7 @@ from gala.projections import keep_newest
 from gala.store import Document, Index, Store
 
 COLLECTION = "conversations"
+USERS = "users"
 INDEXES: Sequence[Index] = (Index(COLLECTION, [("venueId", ASCENDING), ("clientIds", ASCENDING)]),)
 
 
@@ -84,3 +85,21 @@ class ConversationRepository:
         if d is None:
             raise LookupError(project_id)
         return int(d["lastSeq"])
+
+
+class UserCopyRepository:
+    """The venue's users as their events describe them (``users``): whether one is still
+    active (a deactivated user takes part in no conversation, whatever their token says)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def keep(
+        self, venue_id: str, user_id: str, *, role: str, active: bool, as_of: datetime
+    ) -> bool:
+        state = {"role": role, "active": active}
+        return await keep_newest(self._store[USERS], user_id, venue_id, state, as_of)
+
+    async def is_deactivated(self, venue_id: str, user_id: str) -> bool:
+        d = await self._store[USERS].find_one(venue_scoped(venue_id, {"_id": user_id}))
+        return d is not None and not d.get("active", True)

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
 from chat.conversations.domain import ConversationNotFound, NotAMember
-from chat.conversations.repository import ConversationRepository
+from chat.conversations.repository import ConversationRepository, UserCopyRepository
 from chat.live.broadcast import hub_of, message_frame, send_signal
 from chat.live.hub import Frame, Listener
 from chat.messages.domain import InvalidMessage
@@ -91,7 +91,9 @@ async def chat_socket(websocket: WebSocket, project_id: str) -> None:
         await _refuse(websocket, CLOSE_UNAUTHORIZED, "Unauthorized")
         return
     messages = MessageService(
-        MessageRepository(runtime.store, runtime.outbox), ConversationRepository(runtime.store)
+        MessageRepository(runtime.store, runtime.outbox),
+        ConversationRepository(runtime.store),
+        UserCopyRepository(runtime.store),
     )
     hub = hub_of(runtime)
     listener = hub.join(project_id, principal)  # before reading: nothing falls in between

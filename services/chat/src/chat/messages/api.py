@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from chat.conversations.domain import ConversationNotFound, NotAMember
-from chat.conversations.repository import ConversationRepository
+from chat.conversations.repository import ConversationRepository, UserCopyRepository
 from chat.messages.domain import InvalidMessage
 from chat.messages.repository import MessageRepository
 from chat.messages.schemas import (
@@ -27,7 +27,9 @@ from gala.identity import CurrentPrincipal
 
 
 def message_service(store: StoreDep, outbox: OutboxDep) -> MessageService:
-    return MessageService(MessageRepository(store, outbox), ConversationRepository(store))
+    return MessageService(
+        MessageRepository(store, outbox), ConversationRepository(store), UserCopyRepository(store)
+    )
 
 
 Messages = Annotated[MessageService, Depends(message_service)]

@@ -11,8 +11,13 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from chat.conversations.domain import TEAM_ROLES, Conversation, ConversationNotFound
-from chat.conversations.repository import ConversationRepository
+from chat.conversations.domain import (
+    TEAM_ROLES,
+    Conversation,
+    ConversationNotFound,
+    NotAMember,
+)
+from chat.conversations.repository import ConversationRepository, UserCopyRepository
 from chat.messages.domain import SYSTEM_SENDER, Message, check_content, system_message_id
 from chat.messages.repository import MessageRepository
 from gala.contracts.chat import MessageType
@@ -35,10 +40,12 @@ class MessageService:
         self,
         messages: MessageRepository,
         conversations: ConversationRepository,
+        users: UserCopyRepository,
         clock: Clock = utc_now,
     ) -> None:
         self._messages = messages
         self._conversations = conversations
+        self._users = users
         self._clock = clock
 
     async def conversation(self, principal: Principal, project_id: str) -> Conversation:
@@ -47,6 +54,8 @@ class MessageService:
         if conversation is None:
             raise ConversationNotFound()
         conversation.ensure_member(principal)
+        if await self._users.is_deactivated(principal.venue_id, principal.user_id):
+            raise NotAMember()
         return conversation
 
     async def history(
