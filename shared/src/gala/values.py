@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Final
+
+from gala.errors import InvalidInput
 
 
 class Unset(Enum):
@@ -33,3 +36,15 @@ def utc_millis(value: datetime) -> datetime:
     UTC). Normalise input with it, so what is saved compares equal to what is read."""
     moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def json_object(value: Any, what: str, max_bytes: int) -> dict[str, Any] | None:
+    """Free-form JSON a client keeps with a record (custom fields, settings): an object,
+    kept as given, at most ``max_bytes`` as compact JSON; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object.")
+    if len(json.dumps(value, separators=(",", ":")).encode()) > max_bytes:
+        raise InvalidInput(f"{what} may take at most {max_bytes} bytes as JSON.")
+    return value

@@ -22,7 +22,6 @@ Rules:
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from dataclasses import dataclass, field, replace
@@ -48,7 +47,7 @@ from gala.contracts.pipeline import OpportunityEvent, OpportunityOutcome
 from gala.errors import Conflict, GalaError, InvalidInput, NotFound
 from gala.events.model import Event
 from gala.identity import Role
-from gala.values import UNSET, Unset
+from gala.values import UNSET, Unset, json_object
 
 NAME_MAX = 200
 EXTRA_MAX_BYTES = 16_384
@@ -119,13 +118,10 @@ def normalize_phone(value: str | None) -> str | None:
 
 def check_extra(value: Any, what: str) -> Any:
     """Custom fields and social profiles: any JSON object, kept as given, size-limited."""
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InvalidContact(f"{what} must be a JSON object.")
-    if len(json.dumps(value, separators=(",", ":")).encode()) > EXTRA_MAX_BYTES:
-        raise InvalidContact(f"{what} may take at most {EXTRA_MAX_BYTES} bytes as JSON.")
-    return value
+    try:
+        return json_object(value, what, EXTRA_MAX_BYTES)
+    except InvalidInput as exc:
+        raise InvalidContact(exc.detail) from None
 
 
 @dataclass(frozen=True)

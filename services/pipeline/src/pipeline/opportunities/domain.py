@@ -40,7 +40,7 @@ from gala.contracts.pipeline import (
 from gala.errors import Conflict, GalaError, InvalidInput, NotFound
 from gala.events.model import Event
 from gala.money import from_minor, to_minor
-from gala.values import UNSET, Unset, utc_millis
+from gala.values import UNSET, Unset, json_object, utc_millis
 from pipeline.stages.domain import PipelineSetup, Stage
 
 NAME_MAX: Final = 200
@@ -130,13 +130,10 @@ def check_guests(value: int | None) -> int | None:
 
 
 def check_extra(value: Any) -> Any:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InvalidOpportunity("customFields must be a JSON object.")
-    if len(json.dumps(value, separators=(",", ":")).encode()) > EXTRA_MAX_BYTES:
-        raise InvalidOpportunity(f"customFields may take at most {EXTRA_MAX_BYTES} bytes as JSON.")
-    return value
+    try:
+        return json_object(value, "customFields", EXTRA_MAX_BYTES)
+    except InvalidInput as exc:
+        raise InvalidOpportunity(exc.detail) from None
 
 
 def check_capacity(room: RoomRef, guest_count: int | None) -> None:

@@ -20,7 +20,6 @@ events it causes (recorded in ``pending_events``). Rules:
 
 from __future__ import annotations
 
-import json
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from gala.contracts.projects import (
 )
 from gala.errors import Conflict, GalaError, InvalidInput, NotFound
 from gala.events.model import Event
-from gala.values import UNSET, Unset
+from gala.values import UNSET, Unset, json_object
 from projects.tasks.domain import (
     InvalidTask,
     Placement,
@@ -127,13 +126,10 @@ def _moment(value: datetime) -> datetime:
 
 
 def check_settings(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InvalidProject("settings must be a JSON object.")
-    if len(json.dumps(value, separators=(",", ":")).encode()) > SETTINGS_MAX_BYTES:
-        raise InvalidProject(f"settings may take at most {SETTINGS_MAX_BYTES} bytes as JSON.")
-    return value
+    try:
+        return json_object(value, "settings", SETTINGS_MAX_BYTES)
+    except InvalidInput as exc:
+        raise InvalidProject(exc.detail) from None
 
 
 @dataclass(frozen=True)
