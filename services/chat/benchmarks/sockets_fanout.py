@@ -70,18 +70,22 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from aiokafka import AIOKafkaProducer
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
 from chat.bootstrap import service as chat_service
-from gala.contracts.projects import PROJECT_TOPIC, ProjectCreated
-from gala.events.envelope import Envelope
+from gala.contracts.projects import ProjectCreated
 from gala.identity import IDENTITY_HEADER, InternalTokens, Principal, Role
 from gala.settings import Settings
 from gala.store import Store
-from gala.testing import ServiceProcess, free_port, start_groups_at_end, unique_name
+from gala.testing import (
+    ServiceProcess,
+    free_port,
+    publish_events,
+    start_groups_at_end,
+    unique_name,
+)
 
 BIG_SOCKETS = 1000
 SMALL_PROJECTS = 20
@@ -657,13 +661,9 @@ async def create_projects(
         if member.principal.role is Role.CLIENT:
             clients[member.project].append(member.principal.user_id)
     moment = datetime(2027, 6, 12, tzinfo=UTC)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
-    )
-    await producer.start()
-    try:
-        for n, project_id in enumerate(project_ids):
-            created = ProjectCreated(
+    created = [
+        (
+            ProjectCreated(
                 project_id=project_id,
                 venue_id=venue,
                 opportunity_id=str(uuid.uuid4()),
@@ -672,21 +672,12 @@ async def create_projects(
                 start_date=moment,
                 end_date=moment + timedelta(hours=12),
                 client_ids=clients[n],
-            )
-            envelope = Envelope(
-                id=str(uuid.uuid4()),
-                type=created.TYPE,
-                source="/gala/bench",
-                subject=project_id,
-                time=datetime.now(UTC),
-                data=created.to_json(),
-                venueid=venue,
-            )
-            await producer.send_and_wait(
-                PROJECT_TOPIC, envelope.data, key=envelope.key, headers=envelope.headers()
-            )
-    finally:
-        await producer.stop()
+            ),
+            project_id,
+        )
+        for n, project_id in enumerate(project_ids)
+    ]
+    await publish_events(settings.kafka_bootstrap, created)
     store = Store(settings.mongo_url, database)
     try:  # known: the conversation and its first (system) message are stored
         deadline = time.monotonic() + 60

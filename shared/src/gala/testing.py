@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import httpx
 import uvicorn
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
@@ -241,11 +241,9 @@ class TopicTail:
         return [envelope.type for envelope in found[:count]]
 
 
-async def publish_event(
-    runtime: Runtime, event: Event, subject: str, event_id: str | None = None
-) -> str:
-    """Publish ``event`` as another service would (the same id twice = a redelivery)."""
-    envelope = Envelope(
+def envelope_of_event(event: Event, subject: str, event_id: str | None = None) -> Envelope:
+    """``event`` as another service would put it on the bus (the same id = a redelivery)."""
+    return Envelope(
         id=event_id or str(uuid.uuid4()),
         type=event.TYPE,
         source="/gala/test",
@@ -254,8 +252,29 @@ async def publish_event(
         data=event.to_json(),
         venueid=getattr(event, "venue_id", None),
     )
+
+
+async def publish_event(
+    runtime: Runtime, event: Event, subject: str, event_id: str | None = None
+) -> str:
+    """Publish ``event`` through a running service's publisher (see envelope_of_event)."""
+    envelope = envelope_of_event(event, subject, event_id)
     await runtime.publisher.publish(event.TOPIC, envelope)
     return envelope.id
+
+
+async def publish_events(bootstrap: str, events: Sequence[tuple[Event, str]]) -> None:
+    """Publish ``(event, subject)`` pairs without a running service (e.g. to processes)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for event, subject in events:
+            envelope = envelope_of_event(event, subject)
+            await producer.send_and_wait(
+                event.TOPIC, envelope.data, key=envelope.key, headers=envelope.headers()
+            )
+    finally:
+        await producer.stop()
 
 
 @dataclass

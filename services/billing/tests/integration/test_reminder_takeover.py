@@ -18,7 +18,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from billing.bootstrap import service
 from billing.contacts.domain import ContactCopy
@@ -27,8 +26,6 @@ from billing.policy.domain import BillingPolicy
 from billing.policy.repository import PolicyRepository
 from gala.contracts.billing import PAYMENT_TOPIC
 from gala.contracts.pipeline import OpportunityWon
-from gala.events.envelope import Envelope
-from gala.events.model import Event
 from gala.mailsink import MailSink
 from gala.settings import Settings
 from gala.store import Store
@@ -37,6 +34,7 @@ from gala.testing import (
     TopicTail,
     eventually,
     free_port,
+    publish_events,
     start_groups_at_end,
     unique_name,
 )
@@ -60,26 +58,6 @@ async def silent_mail_server() -> AsyncIterator[int]:
         for writer in held:
             writer.close()
         server.close()
-
-
-async def publish(bootstrap: str, event: Event, subject: str, venue: str) -> None:
-    envelope = Envelope(
-        id=str(uuid.uuid4()),
-        type=event.TYPE,
-        source="/gala/test",
-        subject=subject,
-        time=datetime.now(UTC),
-        data=event.to_json(),
-        venueid=venue,
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            event.TOPIC, envelope.data, key=envelope.key, headers=envelope.headers()
-        )
-    finally:
-        await producer.stop()
 
 
 async def test_a_reminder_fires_once_when_its_worker_is_killed_holding_the_claim(
@@ -143,7 +121,7 @@ async def test_a_reminder_fires_once_when_its_worker_is_killed_holding_the_claim
             name="Smith wedding", stage="contract sent", value=Decimal("1000.00"),
             currency="EUR", event_date=won_at + timedelta(days=300), won_at=won_at,
         )  # fmt: skip
-        await publish(infra.kafka_bootstrap, won, won.opportunity_id, venue)
+        await publish_events(infra.kafka_bootstrap, [(won, won.opportunity_id)])
 
         payments = store["payments"]
 
