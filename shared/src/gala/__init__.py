@@ -5,3 +5,7 @@ the event kernel (CloudEvents over Kafka, transactional outbox, idempotent consu
 identity, problem+json errors, health, and the app factory. A service's own code is
 its domain.
 """
+
+from gala.logging import guard_loggers
+
+guard_loggers()
