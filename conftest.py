@@ -16,6 +16,10 @@ from collections.abc import Iterator
 
 import pytest
 
+# The tests run in the explicit dev mode: made-up secrets instead of refusing to start.
+# Processes the tests start inherit it.
+os.environ["GALA_DEV_MODE"] = "true"
+
 # pytest's importlib mode names gateway/tests/... modules "gateway.tests...", and would
 # otherwise make "gateway" a bare namespace for the gateway/ folder, hiding the real
 # package (gateway/src/gateway). Importing it first keeps the real one.

@@ -171,6 +171,8 @@ def install_stop_handlers(stop: threading.Event) -> None:
 def run(started_file: Path) -> int:
     stop = threading.Event()
     env = {**os.environ, **infra_up(started_file), "PYTHONUNBUFFERED": "1"}
+    # The explicit dev mode: processes make up their secrets instead of refusing to start.
+    env.setdefault("GALA_DEV_MODE", "true")
     if "GALA_AUTH_JWKS_URL" not in env:
         # No identity provider configured: the gateway trusts a local dev key pair.
         env.setdefault("GALA_AUTH_DEV_MODE", "true")

@@ -8,6 +8,7 @@ import asyncio
 import uvicorn
 
 from gala.logging import configure_logging
+from gala.settings import load_settings
 from gala.tracing import configure_tracing
 from gateway.app import create_app
 from gateway.settings import PORT, GatewaySettings
@@ -18,7 +19,8 @@ def main() -> None:
     parser.add_argument("--host", default=None, help="bind address (default: GALA_HOST)")
     parser.add_argument("--port", type=int, default=None, help=f"default {PORT}")
     args = parser.parse_args()
-    settings = GatewaySettings()
+    settings = load_settings(GatewaySettings)
+    settings.require_identity_provider()
     configure_logging("gateway", settings.log_level)
     configure_tracing("gateway")
     config = uvicorn.Config(
@@ -28,6 +30,7 @@ def main() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        ws_max_size=settings.ws_max_frame_bytes,
     )
     asyncio.run(uvicorn.Server(config).serve())
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from gala.identity import IDENTITY_HEADER, InternalTokens, Role
+from gala.settings import load_settings
 from gateway.devauth import SigningKey
 from gateway.settings import GatewaySettings
 
@@ -110,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = GatewaySettings()
+    settings = load_settings(GatewaySettings)
     try:
         if args.command == "dev-token":
             print(dev_token(settings, args))

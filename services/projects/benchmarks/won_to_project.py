@@ -61,6 +61,9 @@ from pipeline.contacts.repository import ContactCopyRepository
 from projects.bootstrap import service as projects_service
 from projects.projects.domain import project_id_for
 
+# A benchmark runs on the local system, in its explicit dev mode (made-up secrets).
+os.environ.setdefault("GALA_DEV_MODE", "true")
+
 EVENT_DATE = "2027-06-12T15:00:00Z"
 SAME_CREATION = timedelta(milliseconds=50)
 """A ProjectCreated event is this service's when its ``ce_time`` (when its outbox entry

@@ -35,7 +35,7 @@ from gala.health import Check, health_router
 from gala.identity import InternalTokens
 from gala.logging import configure_logging
 from gala.middleware import RequestMiddleware
-from gala.settings import Settings, settings_as
+from gala.settings import Settings, load_settings, settings_as
 from gala.store import Index, Store
 from gala.tracing import configure_tracing
 
@@ -288,7 +288,7 @@ def parse_args(definition: ServiceDefinition, argv: Sequence[str] | None) -> arg
 def run(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> None:
     """A service's ``__main__``: ``python -m <service> --role api|worker|all``."""
     args = parse_args(definition, argv)
-    settings = definition.settings_type()
+    settings = load_settings(definition.settings_type)
     configure_logging(definition.name, settings.log_level)
     configure_tracing(definition.name)
     app = create_app(definition, ProcessRole(args.role), settings)

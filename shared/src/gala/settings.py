@@ -1,20 +1,65 @@
-"""Configuration from the environment (prefix ``GALA_``)."""
+"""Configuration from the environment (prefix ``GALA_``).
+
+A list setting takes a JSON list or comma-separated values. A secret has no default:
+outside an explicit dev mode (``GALA_DEV_MODE=true``, which ``make dev`` and the tests
+turn on) a process without its secrets refuses to start, and :func:`load_settings`
+says in one line which variable is missing or malformed and what form it takes.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Literal, TypeVar
+import re
+import types
+import typing
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
-DEV_INTERNAL_TOKEN_SECRET = "gala-dev-only-internal-token-secret-change-me"
+ENV_PREFIX = "GALA_"
+DEV_SECRET_PREFIX = "gala-dev-only-"
+"""Secrets made up in dev mode start with this: never valid outside it."""
+
+
+class MissingSecret(ValueError):
+    """A secret setting is unset outside dev mode."""
+
+
+class _EnvSource(EnvSettingsSource):
+    """The environment, where a list setting may also be ``a,b,c``."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        if isinstance(value, str) and _is_list(field) and not value.lstrip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return super().decode_complex_value(field_name, field, value)
+
+
+def _is_list(field: FieldInfo) -> bool:
+    annotation = field.annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    return typing.get_origin(annotation) in (list, tuple, set, frozenset)
 
 
 class Settings(BaseSettings):
     """Settings every service shares; a service subclasses it for its own knobs."""
 
-    model_config = SettingsConfigDict(env_prefix="GALA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    SECRETS: ClassVar[tuple[str, ...]] = ("internal_token_secret",)
+    """Settings a process may not run without, outside dev mode."""
+
+    # An explicit dev mode: made-up secrets instead of refusing to start.
+    dev_mode: bool = False
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     mongo_url: str = "mongodb://127.0.0.1:27017"
@@ -22,6 +67,12 @@ class Settings(BaseSettings):
         default=None, description="Defaults to gala_<service>: one database per service."
     )
     host: str = "127.0.0.1"
+    trusted_proxies: int = Field(
+        default=1,
+        ge=0,
+        description="Proxies in front of this process that append to X-Forwarded-For"
+        " (a service: the gateway, plus an ingress in front of it).",
+    )
     log_level: str = "INFO"
 
     # Topics: partitions bound how far one service's consumers can scale out.
@@ -54,8 +105,35 @@ class Settings(BaseSettings):
     outbox_concurrency: int = Field(default=8, ge=1)
 
     # Identity forwarded by the gateway.
-    internal_token_secret: SecretStr = SecretStr(DEV_INTERNAL_TOKEN_SECRET)
+    internal_token_secret: SecretStr = Field(
+        default=SecretStr(""), description="At least 32 characters, shared by every process."
+    )
     internal_token_ttl_seconds: int = Field(default=120, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _EnvSource(settings_cls), dotenv_settings, file_secret_settings)
+
+    @model_validator(mode="after")
+    def _secrets_present(self) -> Self:
+        for name in self.SECRETS:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                if not self.dev_mode and value.get_secret_value().startswith(DEV_SECRET_PREFIX):
+                    raise MissingSecret(f"{env_name(name)} holds a dev-only value")
+                continue
+            if not self.dev_mode:
+                raise MissingSecret(f"{env_name(name)} is required (or set GALA_DEV_MODE=true)")
+            # dev mode: a fixed, published value, so that every local process agrees
+            object.__setattr__(self, name, SecretStr(f"{DEV_SECRET_PREFIX}{name}-not-a-secret"))
+        return self
 
     def database_name(self, service: str) -> str:
         return self.mongo_database or f"gala_{service}"
@@ -74,3 +152,61 @@ def settings_as(settings: Settings, kind: type[S]) -> S:
     if isinstance(settings, kind):
         return settings
     return kind(**dict(settings))
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+class BadConfiguration(SystemExit):
+    """A process's settings are missing or malformed: Python prints the one line on
+    standard error and the process exits with status 1."""
+
+
+def load_settings(kind: type[S]) -> S:
+    """``kind()`` from the environment, or :class:`BadConfiguration` naming the variable
+    that is wrong and what form it takes (instead of a validation traceback)."""
+    try:
+        return kind()
+    except SettingsError as exc:
+        match = re.search(r'field "([^"]+)"', str(exc))
+        field = match.group(1) if match else "?"
+        raise BadConfiguration(
+            f"bad configuration: {env_name(field)} cannot be read: {_expected(kind, field)}"
+        ) from None
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        if error["type"] == "value_error" and not error["loc"]:
+            cause = error.get("ctx", {}).get("error")
+            raise BadConfiguration(f"bad configuration: {cause or error['msg']}") from None
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        raise BadConfiguration(
+            f"bad configuration: {env_name(field)}={_shown(kind, field, error.get('input'))}: "
+            f"{error['msg']}; {_expected(kind, field)}"
+        ) from None
+
+
+def _shown(kind: type[Settings], field: str, value: object) -> str:
+    info = kind.model_fields.get(field)
+    if info is not None and "Secret" in str(info.annotation):
+        return "<secret>"
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def _expected(kind: type[Settings], field: str) -> str:
+    info = kind.model_fields.get(field)
+    if info is None:
+        return "see the README's configuration table"
+    form = "a JSON list or comma-separated values" if _is_list(info) else _type_name(info)
+    hint = f" ({info.description})" if info.description else ""
+    return f"expected {form}{hint}"
+
+
+def _type_name(info: FieldInfo) -> str:
+    annotation = info.annotation
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+    if annotation in names:
+        return names[annotation]
+    if typing.get_origin(annotation) is Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(annotation))
+    return f"a {getattr(annotation, '__name__', str(annotation))}"

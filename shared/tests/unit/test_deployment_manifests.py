@@ -8,10 +8,13 @@ package a Deployment whose containers have readiness and liveness probes.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from gala.settings import Settings, env_name
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -114,3 +117,84 @@ def test_every_k8s_deployment_has_readiness_and_liveness_probes() -> None:
             if absent:
                 lacking.append(f"{name}/{container.get('name')} lacks {absent}")
     assert not lacking, "deploy/k8s: " + "; ".join(lacking)
+
+
+def settings_class(package: str) -> type[Settings]:
+    """The settings class a package's processes load (its own, or the kernel's)."""
+    name = "gateway.settings" if package == "gateway" else f"{package}.settings"
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        return Settings
+    own = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, Settings) and value.__module__ == name
+    ]
+    return own[0] if own else Settings
+
+
+def k8s_env(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    containers = deployment["spec"]["template"]["spec"].get("containers") or []
+    return [entry for container in containers for entry in container.get("env") or []]
+
+
+def package_of(deployment: dict[str, Any]) -> str:
+    return str(deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"])
+
+
+def test_every_secret_a_process_needs_is_provided() -> None:
+    """Outside dev mode a process without its secrets refuses to start: every manifest
+    gives each process every secret its settings class declares."""
+    services = compose_services()
+    problems = []
+    for package in sorted(service_packages()):
+        needed = [env_name(name) for name in settings_class(package).SECRETS]
+        env = environment(services[package])
+        problems += [f"compose {package} lacks {key}" for key in needed if not env.get(key)]
+    for name, deployment in deployments().items():
+        needed = [env_name(n) for n in settings_class(package_of(deployment)).SECRETS]
+        given = {
+            entry["name"]
+            for entry in k8s_env(deployment)
+            if entry.get("valueFrom", {}).get("secretKeyRef")
+        }
+        problems += [
+            f"k8s {name} lacks a secretKeyRef for {key}" for key in needed if key not in given
+        ]
+    assert not problems, "; ".join(problems)
+
+
+def test_proxy_hop_counts_agree() -> None:
+    """A service counts one proxy more than the gateway in front of it (the gateway
+    appends the address it saw), in compose and in the cluster."""
+
+    def hops(package: str, *sources: dict[str, Any]) -> int:
+        for source in sources:
+            if source.get("GALA_TRUSTED_PROXIES") not in (None, ""):
+                return int(source["GALA_TRUSTED_PROXIES"])
+        default: int = settings_class(package).model_fields["trusted_proxies"].default
+        return default
+
+    services = compose_services()
+    compose = {p: hops(p, environment(services[p])) for p in service_packages()}
+    config = next(
+        doc["data"]
+        for doc in kustomize_documents(K8S_DIR)
+        if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"] == "gala-config"
+    )
+    cluster = {
+        name: hops(
+            package_of(deployment),
+            {e["name"]: e.get("value") for e in k8s_env(deployment)},
+            config,
+        )
+        for name, deployment in deployments().items()
+    }
+    assert compose["gateway"] == 0 and cluster["gateway"] == 1  # published / behind an ingress
+    for package, count in compose.items():
+        if package != "gateway":
+            assert count == compose["gateway"] + 1, f"compose {package}: {count}"
+    for name, count in cluster.items():
+        if package_of(deployments()[name]) != "gateway":
+            assert count == cluster["gateway"] + 1, f"k8s {name}: {count}"

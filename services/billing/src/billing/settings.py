@@ -6,11 +6,9 @@ in seconds with real time.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
 
@@ -84,15 +82,14 @@ class BillingSettings(Settings):
     )
     document_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     document_link_ttl_seconds: int = Field(default=900, ge=1)
-    document_link_secret: SecretStr | None = Field(
-        default=None, description="Signs download links; derived from the internal secret if unset."
+    document_link_secret: SecretStr = Field(
+        default=SecretStr(""), description="Signs download links: a secret of its own."
     )
 
+    SECRETS: ClassVar[tuple[str, ...]] = (*Settings.SECRETS, "document_link_secret")
+
     def link_secret(self) -> bytes:
-        if self.document_link_secret is not None:
-            return self.document_link_secret.get_secret_value().encode()
-        internal = self.internal_token_secret.get_secret_value().encode()
-        return hmac.new(internal, b"gala-billing-document-links", hashlib.sha256).digest()
+        return self.document_link_secret.get_secret_value().encode()
 
 
 def billing_settings(settings: Settings) -> BillingSettings:
