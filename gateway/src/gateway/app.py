@@ -14,6 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.responses import Response
 
+from gala.api import client_address
 from gala.context import request_id
 from gala.errors import GalaError, NotFound, install_problem_handlers
 from gala.health import health_router
@@ -24,10 +25,12 @@ from gateway.devauth import SigningKey, jwks
 from gateway.directory import UserDirectory
 from gateway.edge import RateLimiter, SecurityHeadersMiddleware
 from gateway.openapi import MergedOpenApi
+from gateway.paths import PathGuardMiddleware, forwardable_path, forwardable_target
 from gateway.proxy import Upstreams, limited_stream, read_body
 from gateway.routing import API_PREFIX, route_for
 from gateway.settings import SERVICES, GatewaySettings
 from gateway.websocket import (
+    CLOSE_BAD_REQUEST,
     CLOSE_FORBIDDEN,
     CLOSE_TRY_AGAIN,
     CLOSE_UNAUTHORIZED,
@@ -97,6 +100,15 @@ def build(settings: GatewaySettings) -> Gateway:
     )
 
 
+def caller_address(settings: GatewaySettings, request: Request) -> str:
+    """The anonymous caller's address, as the trusted proxies in front of us report it."""
+    return client_address(
+        request.headers.get("x-forwarded-for"),
+        request.client.host if request.client else None,
+        settings.trusted_proxies,
+    )
+
+
 def bearer_token(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
@@ -121,6 +133,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="Gala gateway", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
     )
     install_problem_handlers(app)
+    app.add_middleware(PathGuardMiddleware)  # innermost: its refusals get every header
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(
         CORSMiddleware,
@@ -163,6 +176,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def chat_socket(websocket: WebSocket, project_id: str) -> None:
         gateway = gateway_of(websocket)
         try:
+            path = forwardable_path(websocket.scope.get("raw_path") or b"")
+        except GalaError as exc:
+            await refuse(websocket, CLOSE_BAD_REQUEST, exc.detail)
+            return
+        try:
             principal = await gateway.principal(socket_token(websocket))
             gateway.limiter.check(f"user:{principal.user_id}")
         except GalaError as exc:
@@ -172,19 +190,22 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await proxy_socket(
             websocket,
             gateway.settings.upstream("chat"),
+            path=path,
             identity=gateway.tokens.issue(principal),
             request_id=request_id.get(),
+            max_frame_bytes=gateway.settings.ws_max_frame_bytes,
         )
 
     @app.api_route(f"{API_PREFIX}/{{path:path}}", methods=ALL_METHODS, include_in_schema=False)
     async def proxy(request: Request, path: str) -> Response:
         gateway = gateway_of(request)
+        target = forwardable_target(request.scope)
         route = route_for(request.method, request.url.path)
         if route is None:
             raise NotFound(f"No service serves {request.url.path}.")
         identity = None
         if route.public:
-            gateway.limiter.check(f"addr:{request.client.host if request.client else '?'}")
+            gateway.limiter.check(f"addr:{caller_address(gateway.settings, request)}")
         else:
             principal = await gateway.principal(bearer_token(request))
             gateway.limiter.check(f"user:{principal.user_id}")
@@ -192,11 +213,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         if route.upload:
             body = await limited_stream(request, gateway.settings.max_upload_bytes)
             return await gateway.upstreams.forward(
-                route.service, request, identity=identity, body=body
+                route.service, request, target=target, identity=identity, body=body
             )
         content = await read_body(request, gateway.settings.max_body_bytes)
         return await gateway.upstreams.forward(
-            route.service, request, identity=identity, body=content
+            route.service, request, target=target, identity=identity, body=content
         )
 
     return app

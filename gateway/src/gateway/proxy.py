@@ -93,14 +93,16 @@ class Upstreams:
         service: str,
         request: Request,
         *,
+        target: bytes,
         identity: str | None,
         body: bytes | AsyncIterator[bytes],
     ) -> Response:
+        """Forward to ``service``; ``target`` is the raw path and query, as checked by
+        :func:`gateway.paths.forwardable_target` (never re-encoded or normalised)."""
         client = self.clients[service]
         upstream_request = client.build_request(
             request.method,
-            request.url.path,
-            params=request.url.query,
+            client.base_url.copy_with(raw_path=target),
             headers=forwarded_headers(request, identity),
             content=body,
         )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from gala.settings import Settings
+from gala.settings import BadConfiguration, Settings
 
 SERVICES = ("contacts", "pipeline", "projects", "chat", "billing")
 DEFAULT_PORTS = {
@@ -43,12 +43,19 @@ class GatewaySettings(Settings):
     auth_dev_mode: bool = False
     auth_dev_key_dir: Path = Path.home() / ".gala" / "dev-auth"
 
-    # Edge protection.
+    # Edge protection. Anonymous callers are keyed by their address: what the trusted
+    # proxies in front of the gateway (an ingress) say, never what the caller claims.
+    trusted_proxies: int = Field(
+        default=0, ge=0, description="Proxies (an ingress) in front of the gateway."
+    )
     rate_limit_per_minute: int = Field(default=600, ge=1)
     rate_limit_burst: int = Field(default=60, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     max_upload_bytes: int = Field(default=52_428_800, ge=1)
     cors_origins: list[str] = Field(default_factory=list)
+    ws_max_frame_bytes: int = Field(
+        default=65_536, ge=1024, description="A chat socket frame larger than this closes it."
+    )
 
     def upstream(self, service: str) -> str:
         url: str = getattr(self, f"{service}_url")
@@ -57,6 +64,22 @@ class GatewaySettings(Settings):
     def public_base_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
         return f"http://{host}:{self.port_for('gateway', PORT)}"
+
+    def require_identity_provider(self) -> None:
+        """Refuse to start (one line) without an identity provider, outside auth dev mode."""
+        missing = [
+            name
+            for name, value in (
+                ("GALA_AUTH_JWKS_URL", self.auth_jwks_url),
+                ("GALA_AUTH_ISSUER", self.auth_issuer),
+            )
+            if not value
+        ]
+        if missing and not self.auth_dev_mode:
+            raise BadConfiguration(
+                f"bad configuration: {' and '.join(missing)} required"
+                " unless GALA_AUTH_DEV_MODE=true"
+            )
 
     def issuer(self) -> str:
         if self.auth_issuer:

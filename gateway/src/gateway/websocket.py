@@ -29,6 +29,7 @@ TOKEN_QUERY_PARAMETER = "access_token"
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TRY_AGAIN = 1013
+CLOSE_BAD_REQUEST = 4400
 
 
 def socket_token(websocket: WebSocket) -> str | None:
@@ -49,11 +50,19 @@ async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
 
 
 async def proxy_socket(
-    websocket: WebSocket, upstream_base: str, *, identity: str, request_id: str | None
+    websocket: WebSocket,
+    upstream_base: str,
+    *,
+    path: str,
+    identity: str,
+    request_id: str | None,
+    max_frame_bytes: int,
 ) -> None:
-    """Relay frames both ways until either side closes."""
+    """Relay frames both ways until either side closes; ``path`` is the raw path, checked
+    by :func:`gateway.paths.forwardable_path`. A frame from chat over ``max_frame_bytes``
+    closes the socket (1009), as the gateway's server does for a caller's frame."""
     query = [(k, v) for k, v in websocket.query_params.multi_items() if k != TOKEN_QUERY_PARAMETER]
-    url = upstream_base.replace("http", "ws", 1) + websocket.url.path
+    url = upstream_base.replace("http", "ws", 1) + path
     if query:
         url += "?" + urlencode(query)
     headers = {IDENTITY_HEADER: identity}
@@ -65,6 +74,7 @@ async def proxy_socket(
             additional_headers=headers,
             subprotocols=application_protocols(websocket) or None,  # type: ignore[arg-type]
             open_timeout=5,
+            max_size=max_frame_bytes,
         )
     except InvalidStatus as exc:
         status = exc.response.status_code

@@ -83,6 +83,9 @@ def pipeline_stand_in(tokens: InternalTokens) -> FastAPI:
             "bytes": len(body),
             "requestId": request.headers.get("x-request-id"),
             "authorization": request.headers.get("authorization"),
+            "rawPath": request.scope["raw_path"].decode(),
+            "query": request.scope["query_string"].decode(),
+            "forwardedFor": request.headers.get("x-forwarded-for"),
         }
 
     return app

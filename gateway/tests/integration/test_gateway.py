@@ -14,7 +14,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from gala.identity import IDENTITY_HEADER, Principal, Role
+from gala.testing import free_port, http_server
+from gateway.app import create_app as create_gateway
 from gateway.devauth import SigningKey
+from gateway.settings import SERVICES, GatewaySettings
+from gateway.tests.integration.conftest import ISSUER
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -311,3 +315,93 @@ async def test_the_chat_socket_refuses_without_a_valid_session(system, users):
         async with connect(f"{url}?access_token={token}") as socket:
             await socket.recv()
     assert closed.value.rcvd.code == 4403
+
+
+async def raw_request(base: str, target: str, headers: dict[str, str] | None = None) -> int:
+    """Send ``GET target`` exactly as written (no client-side normalisation); the status."""
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    lines = [f"GET {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    return int(status_line.split()[1])
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/v1/contacts/../../../internal/v1/users",
+        "/api/v1/contacts/%2e%2e/%2e%2e/%2E%2E/internal/v1/users",
+        "/api/v1/contacts/.%2e/internal/v1/users",
+        "/api/v1/contacts/./x",
+        "/api/v1/contacts/..%2f..%2finternal/v1/users",
+        "/api/v1/contacts/x%5c..%5cinternal",
+        "/api/v1/projects/%01e/messages",
+        "/api/v1/projects/%7f/messages",
+        "/api/v1/contacts/%0d%0aX-Injected:%20yes",
+        "/api/v1/contacts/%zz",
+    ],
+)
+async def test_dot_segments_and_control_characters_are_400(system, users, target):
+    assert await raw_request(system.gateway, target, system.bearer("user_admin_a")) == 400
+    assert await raw_request(system.gateway, target) == 400  # before any login
+
+
+async def test_a_bad_path_answers_problem_json(system, users, client):
+    # httpx sends percent escapes as they are
+    response = await client.get(
+        "/api/v1/projects/%01e/messages", headers=system.bearer("user_admin_a")
+    )
+    assert assert_problem(response, 400, "control character")["type"].endswith("invalid-path")
+
+
+async def test_the_path_and_query_are_forwarded_raw(system, users, client):
+    response = await client.get(
+        "/api/v1/rooms/ech%6F?q=a%20b&tag=%C3%A9t%C3%A9&x=1+2",
+        headers=system.bearer("user_admin_a"),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["rawPath"] == "/api/v1/rooms/ech%6F"
+    assert response.json()["query"] == "q=a%20b&tag=%C3%A9t%C3%A9&x=1+2"
+
+
+async def test_the_chat_socket_refuses_a_bad_path(system, users):
+    url = system.gateway.replace("http", "ws") + "/api/v1/projects/%2e%2e/chat"
+    token = system.token("user_admin_a")
+    async with connect(url, subprotocols=[f"gala.bearer.{token}"]) as socket:
+        with pytest.raises(ConnectionClosed) as closed:
+            await socket.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4400
+
+
+async def test_behind_an_ingress_anonymous_callers_are_keyed_by_their_own_address():
+    """With one trusted proxy (an ingress) in front, each caller has its own bucket,
+    keyed by the address the ingress appended, whatever the caller claims before it."""
+    down = f"http://127.0.0.1:{free_port()}"
+    settings = GatewaySettings(
+        **{f"{service}_url": down for service in SERVICES},
+        auth_jwks_url=f"{down}/jwks.json",
+        auth_issuer=ISSUER,
+        upstream_retries=0,
+        rate_limit_per_minute=1,
+        rate_limit_burst=2,
+        trusted_proxies=1,
+    )
+    async with (
+        http_server(create_gateway(settings)) as gateway,
+        httpx.AsyncClient(base_url=gateway) as client,
+    ):
+
+        async def form(forwarded_for: str) -> int:
+            response = await client.post(
+                "/api/v1/intake/some-key", json={}, headers={"X-Forwarded-For": forwarded_for}
+            )
+            return response.status_code
+
+        # the first caller spends its burst, however it forges the part before the ingress
+        assert [await form(f"10.9.9.{n}, 203.0.113.7") for n in range(3)] == [503, 503, 429]
+        # a second caller behind the same ingress is not affected
+        assert await form("198.51.100.20") == 503
