@@ -149,11 +149,15 @@ async def test_an_older_change_arriving_late_is_ignored(projects):
 
 
 async def test_staff_read_projects_but_only_managers_change_them(projects):
-    venue, _ = projects.new_venue()
+    venue, admin = projects.new_venue()
     project = await projects.win(venue)
     path = f"/api/v1/projects/{project['id']}"
-    for role in (Role.SALES, Role.STAFF):
-        member = projects.member(venue, role)
+    staff = await projects.user(venue, Role.STAFF)
+    given = await projects.call(
+        "POST", f"{path}/tasks", admin, {"title": "Usher", "assigneeId": staff.user_id}
+    )
+    assert given.status_code == 201
+    for member in (projects.member(venue, Role.SALES), staff):
         assert (await projects.call("GET", path, member)).status_code == 200
         refused = await projects.call("PATCH", path, member, {"name": "Mine now"})
         assert refused.status_code == 403

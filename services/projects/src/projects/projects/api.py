@@ -24,8 +24,14 @@ from projects.projects.domain import (
     ProjectNotFound,
 )
 from projects.projects.repository import ProjectFilter, ProjectRepository
-from projects.projects.schemas import ClientProjectOut, ProjectOut, UpdateProjectIn
+from projects.projects.schemas import (
+    ClientProjectOut,
+    ProjectOut,
+    TeamProjectOut,
+    UpdateProjectIn,
+)
 from projects.projects.service import ProjectService
+from projects.roles import MANAGERS
 from projects.templates.repository import TemplateRepository
 
 PREFIX = "/api/v1/projects"
@@ -57,11 +63,17 @@ Filter = Annotated[ProjectFilter, Depends(project_filter)]
 router = APIRouter(prefix=PREFIX, tags=["projects"])
 
 
-def shown(principal: Principal, project: Project) -> ProjectOut | ClientProjectOut:
-    """A client sees no internal field."""
+Shown = ProjectOut | TeamProjectOut | ClientProjectOut
+
+
+def shown(principal: Principal, project: Project) -> Shown:
+    """Only ADMIN and PROJECT_MANAGER see the client link; a client sees no internal
+    field."""
+    if principal.role in MANAGERS:
+        return ProjectOut.of(project)
     if principal.role is Role.CLIENT:
         return ClientProjectOut.of(project)
-    return ProjectOut.of(project)
+    return TeamProjectOut.of(project)
 
 
 @router.get("", responses=problems(Forbidden, InvalidInput))
@@ -71,21 +83,25 @@ async def list_projects(
     where: Filter,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> PageOut[ProjectOut] | PageOut[ClientProjectOut]:
-    """The venue's projects by start date (a CLIENT: only theirs), filtered, a page at a
-    time."""
+) -> PageOut[ProjectOut] | PageOut[TeamProjectOut] | PageOut[ClientProjectOut]:
+    """The venue's projects by start date, filtered, a page at a time: a STAFF user's
+    only those with a task assigned to them, a CLIENT's only theirs. The client link
+    only for ADMIN and PROJECT_MANAGER."""
     items, next_cursor = await projects.page(principal, where, limit, cursor)
+    if principal.role in MANAGERS:
+        return PageOut[ProjectOut](items=[ProjectOut.of(p) for p in items], next_cursor=next_cursor)
     if principal.role is Role.CLIENT:
         return PageOut[ClientProjectOut](
             items=[ClientProjectOut.of(p) for p in items], next_cursor=next_cursor
         )
-    return PageOut[ProjectOut](items=[ProjectOut.of(p) for p in items], next_cursor=next_cursor)
+    return PageOut[TeamProjectOut](
+        items=[TeamProjectOut.of(p) for p in items], next_cursor=next_cursor
+    )
 
 
 @router.get("/{project_id}", responses=problems(Forbidden, ProjectNotFound))
-async def get_project(
-    principal: CurrentPrincipal, projects: Projects, project_id: str
-) -> ProjectOut | ClientProjectOut:
+async def get_project(principal: CurrentPrincipal, projects: Projects, project_id: str) -> Shown:
+    """A project the caller may see (any other is 404)."""
     return shown(principal, await projects.get(principal, project_id))
 
 
@@ -104,8 +120,9 @@ async def get_project(
 async def update_project(
     principal: CurrentPrincipal, projects: Projects, project_id: str, body: UpdateProjectIn
 ) -> ProjectOut:
-    """Change details or the status (ADMIN, PROJECT_MANAGER). ``clientIds`` are CLIENT
-    users of the venue; a COMPLETED or CANCELLED project changes no more."""
+    """Change details or the status (ADMIN, PROJECT_MANAGER; anyone else: 403, or 404 for
+    a project they may not see). ``clientIds`` are CLIENT users of the venue; a COMPLETED
+    or CANCELLED project changes no more."""
     try:
         patch = body.patch()
     except ValueError as exc:
@@ -120,5 +137,6 @@ async def update_project(
 async def rotate_client_link(
     principal: CurrentPrincipal, projects: Projects, project_id: str
 ) -> ProjectOut:
-    """A new client link (ADMIN, PROJECT_MANAGER); the old one answers 404 from now on."""
+    """A new client link (ADMIN, PROJECT_MANAGER: the only ones who see it); the old one
+    answers 404 from now on."""
     return ProjectOut.of(await projects.rotate_client_link(principal, project_id))

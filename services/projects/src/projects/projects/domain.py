@@ -15,6 +15,7 @@ events it causes (recorded in ``pending_events``). Rules:
   ignored (each change carries the time it happened);
 - a project's CLIENT users see it in the portal and in chat; they are found by e-mail
   address (the contact's) and may be set by hand;
+- the venue's STAFF users see a project while one of its tasks is assigned to them;
 - at most ``TASKS_MAX`` tasks per project.
 """
 
@@ -341,6 +342,11 @@ class Project:
             if task.id == task_id:
                 return index
         raise TaskNotFound()
+
+    def is_assigned(self, user_id: str) -> bool:
+        """Whether one of its tasks is assigned to ``user_id`` (a STAFF user sees only
+        such projects)."""
+        return any(task.assignee_id == user_id for task in self.tasks)
 
     def visible_tasks(self) -> list[Task]:
         """What a client sees: every task but the internal ones."""

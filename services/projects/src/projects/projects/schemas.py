@@ -40,8 +40,8 @@ class UpdateProjectIn(RequestBody):
         )
 
 
-class ProjectOut(ResponseBody):
-    """A project as the venue's team sees it."""
+class TeamProjectOut(ResponseBody):
+    """A project as SALES and STAFF see it: every field but the client link."""
 
     id: str
     venue_id: str
@@ -52,7 +52,6 @@ class ProjectOut(ResponseBody):
     event_type: str | None
     start_date: datetime
     end_date: datetime
-    client_link: str
     client_ids: list[str]
     settings: dict[str, Any] | None
     task_count: int
@@ -61,25 +60,39 @@ class ProjectOut(ResponseBody):
     updated_at: datetime
 
     @classmethod
+    def of(cls, p: Project) -> TeamProjectOut:
+        return cls(**_team_fields(p))
+
+
+class ProjectOut(TeamProjectOut):
+    """A project as its managers (ADMIN, PROJECT_MANAGER) see it: with the client link,
+    which opens the client portal without a login."""
+
+    client_link: str
+
+    @classmethod
     def of(cls, p: Project) -> ProjectOut:
-        return cls(
-            id=p.id,
-            venue_id=p.venue_id,
-            name=p.name,
-            opportunity_id=p.opportunity_id,
-            contact_id=p.contact_id,
-            status=p.status,
-            event_type=p.event_type,
-            start_date=p.start_date,
-            end_date=p.end_date,
-            client_link=p.client_link,
-            client_ids=list(p.client_ids),
-            settings=p.settings,
-            task_count=len(p.tasks),
-            open_task_count=sum(1 for t in p.tasks if t.completed_at is None),
-            created_at=p.created_at,
-            updated_at=p.updated_at,
-        )
+        return cls(**_team_fields(p), client_link=p.client_link)
+
+
+def _team_fields(p: Project) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "venue_id": p.venue_id,
+        "name": p.name,
+        "opportunity_id": p.opportunity_id,
+        "contact_id": p.contact_id,
+        "status": p.status,
+        "event_type": p.event_type,
+        "start_date": p.start_date,
+        "end_date": p.end_date,
+        "client_ids": list(p.client_ids),
+        "settings": p.settings,
+        "task_count": len(p.tasks),
+        "open_task_count": sum(1 for t in p.tasks if t.completed_at is None),
+        "created_at": p.created_at,
+        "updated_at": p.updated_at,
+    }
 
 
 class ClientProjectOut(ResponseBody):

@@ -2,9 +2,13 @@
 by their clients.
 
 Staff use cases are scoped to the caller's venue (another venue's project is "not
-found"). ADMIN and PROJECT_MANAGER change projects; the rest of the team reads them;
-a CLIENT sees only the projects they belong to (any other is "not found"). Every
-change is computed on a fresh read and saved only onto that version, else recomputed.
+found"). ADMIN and PROJECT_MANAGER change projects; SALES reads every project of the
+venue; a STAFF user reads only the projects where a task is assigned to them, and a
+CLIENT only the projects they belong to: any other project is "not found" for them,
+whatever they ask of it (a project they see but may not change is "forbidden"). Who
+sees a project is decided on each request from the project as stored, so taking a
+user's last task of a project away takes the project away at once. Every change is
+computed on a fresh read and saved only onto that version, else recomputed.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from projects.projects.domain import (
     project_id_for,
 )
 from projects.projects.repository import ProjectFilter, ProjectRepository
-from projects.roles import EVERYONE, MANAGERS
+from projects.roles import EVERYONE, MANAGERS, WHOLE_VENUE
 from projects.templates.repository import TemplateRepository
 
 Clock = Callable[[], datetime]
@@ -64,9 +68,25 @@ async def change_project(
 
 
 def can_see(principal: Principal, project: Project) -> bool:
+    """Whether the caller may know of the project (else it is "not found" to them)."""
+    if principal.venue_id != project.venue_id:
+        return False
+    if principal.role in WHOLE_VENUE:
+        return True
+    if principal.role is Role.STAFF:
+        return project.is_assigned(principal.user_id)
     if principal.role is Role.CLIENT:
         return principal.user_id in project.client_ids
-    return True
+    return False
+
+
+def scoped(principal: Principal, where: ProjectFilter) -> ProjectFilter:
+    """The listing's filter narrowed to what the caller may see (see ``can_see``)."""
+    if principal.role is Role.STAFF:
+        return replace(where, assignee_id=principal.user_id)
+    if principal.role is Role.CLIENT:
+        return replace(where, client_id=principal.user_id)
+    return where
 
 
 class ProjectService:
@@ -88,9 +108,9 @@ class ProjectService:
         self, principal: Principal, where: ProjectFilter, limit: int, cursor: str | None
     ) -> tuple[list[Project], str | None]:
         ensure_role(principal, EVERYONE, "list projects")
-        if principal.role is Role.CLIENT:
-            where = replace(where, client_id=principal.user_id)
-        return await self._projects.page(principal.venue_id, where, limit, cursor)
+        return await self._projects.page(
+            principal.venue_id, scoped(principal, where), limit, cursor
+        )
 
     async def get(self, principal: Principal, project_id: str) -> Project:
         return await self.visible(principal, project_id)
@@ -103,6 +123,15 @@ class ProjectService:
             raise ProjectNotFound()
         return project
 
+    async def ensure_may(
+        self, principal: Principal, project_id: str, roles: frozenset[Role], doing: str
+    ) -> None:
+        """404 if the caller may not see the project, then 403 unless they have a role
+        of ``roles`` (a project someone may not see does not exist for them)."""
+        if principal.role not in roles:
+            await self.visible(principal, project_id)
+        ensure_role(principal, roles, doing)
+
     async def update(
         self,
         principal: Principal,
@@ -111,7 +140,7 @@ class ProjectService:
         status: ProjectStatus | None = None,
     ) -> Project:
         """Change details, then the status, in one save."""
-        ensure_role(principal, MANAGERS, "change projects")
+        await self.ensure_may(principal, project_id, MANAGERS, "change projects")
         if not isinstance(patch.client_ids, Unset):
             await self._check_clients(principal.venue_id, patch.client_ids)
         now = self._clock()
@@ -125,7 +154,7 @@ class ProjectService:
         return await self._change(principal.venue_id, project_id, change)
 
     async def rotate_client_link(self, principal: Principal, project_id: str) -> Project:
-        ensure_role(principal, MANAGERS, "rotate client links")
+        await self.ensure_may(principal, project_id, MANAGERS, "rotate client links")
         now = self._clock()
 
         def rotate(project: Project) -> bool:

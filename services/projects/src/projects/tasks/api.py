@@ -70,7 +70,8 @@ async def list_project_tasks(
     limit: Limit = 200,
     cursor: Cursor = None,
 ) -> PageOut[TaskOut] | PageOut[ClientTaskOut]:
-    """The project's tasks in their order (a CLIENT: the client-visible ones)."""
+    """The project's tasks in their order (a CLIENT: the client-visible ones); 404 for a
+    project the caller may not see."""
     _, items, next_cursor = await tasks.of_project(principal, project_id, limit, cursor)
     return page_of(principal, items, next_cursor)
 
@@ -104,9 +105,10 @@ async def list_tasks(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> PageOut[TaskOut] | PageOut[ClientTaskOut]:
-    """Tasks across the venue's open projects (a CLIENT: their own, client-visible), by
-    due date, undated last. ``due=overdue``: past due and not completed;
-    ``due=upcoming``: due in the next 7 days and not completed."""
+    """Tasks across the venue's open projects (a STAFF user: of the projects where a task
+    is theirs; a CLIENT: their own, client-visible), by due date, undated last.
+    ``due=overdue``: past due and not completed; ``due=upcoming``: due in the next 7 days
+    and not completed."""
     where = TaskFilter(
         assignee_id=principal.user_id if assignee == ME else assignee,
         due=due,
@@ -128,7 +130,8 @@ async def get_task(
 async def update_task(
     principal: CurrentPrincipal, tasks: Tasks, task_id: str, body: UpdateTaskIn
 ) -> TaskOut:
-    """Change a task (ADMIN, PROJECT_MANAGER; its assignee: only the status)."""
+    """Change a task (ADMIN, PROJECT_MANAGER; its assignee: only the status); 404 for a
+    task the caller may not see."""
     try:
         patch = body.patch()
     except ValueError as exc:

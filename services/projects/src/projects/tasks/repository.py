@@ -35,6 +35,9 @@ class TaskFilter:
     project_id: str | None = None
     client_id: str | None = None
     """Only client-visible tasks of the projects this CLIENT user belongs to."""
+    member_id: str | None = None
+    """Only tasks of the projects with a task assigned to this user (what a STAFF user
+    sees), whoever each task is assigned to."""
 
     def pipeline(self, venue_id: str, now: datetime) -> list[Document]:
         project: Document = venue_scoped(venue_id, {"status": {"$in": OPEN_PROJECTS}})
@@ -47,6 +50,8 @@ class TaskFilter:
         if self.assignee_id is not None:
             project["tasks.assigneeId"] = self.assignee_id
             task["tasks.assigneeId"] = self.assignee_id
+        if self.member_id is not None:
+            project["$and"] = [{"tasks.assigneeId": self.member_id}]
         if self.status is not None:
             task["tasks.status"] = self.status.value
         if self.due is not None:

@@ -2,8 +2,11 @@
 
 ADMIN and PROJECT_MANAGER create, change, move and delete tasks; any other member of
 the team may change the status of a task given to them; a CLIENT only reads the
-client-visible tasks of their own projects. The assignee must be an active user of
-the venue; a CLIENT may only be given a client-visible task of their own project.
+client-visible tasks of their own projects. A task is seen by whoever sees its project
+(see ``can_see``: a STAFF user only sees the projects where a task is theirs), a CLIENT
+only the client-visible ones; any other task is "not found" whatever is asked of it. The
+assignee must be an active user of the venue; a CLIENT may only be given a
+client-visible task of their own project.
 """
 
 from __future__ import annotations
@@ -21,12 +24,19 @@ from projects.people.domain import UnknownAssignee
 from projects.people.service import People
 from projects.projects.domain import Project
 from projects.projects.repository import ProjectRepository
-from projects.projects.service import ProjectService, change_project
+from projects.projects.service import ProjectService, can_see, change_project
 from projects.roles import EVERYONE, MANAGERS, TEAM
 from projects.tasks.domain import Placement, Task, TaskNotFound, TaskPatch
 from projects.tasks.repository import ProjectTask, TaskFilter, TaskRepository
 
 Clock = Callable[[], datetime]
+
+
+def can_see_task(principal: Principal, project: Project, task: Task) -> bool:
+    """Whether the caller may know of the task (else it is "not found" to them)."""
+    if not can_see(principal, project):
+        return False
+    return not (principal.role is Role.CLIENT and task.is_internal)
 
 
 class TaskService:
@@ -69,7 +79,7 @@ class TaskService:
         placement: Placement,
         **fields: Any,
     ) -> ProjectTask:
-        ensure_role(principal, MANAGERS, "create tasks")
+        await self._project_service.ensure_may(principal, project_id, MANAGERS, "create tasks")
         now = self._clock()
         created: list[Task] = []
 
@@ -93,15 +103,8 @@ class TaskService:
 
     async def get(self, principal: Principal, task_id: str) -> ProjectTask:
         ensure_role(principal, EVERYONE, "see tasks")
-        project = await self._projects.with_task(principal.venue_id, task_id)
-        if project is None:
-            raise TaskNotFound()
-        task = project.task(task_id)
-        if principal.role is Role.CLIENT and (
-            principal.user_id not in project.client_ids or task.is_internal
-        ):
-            raise TaskNotFound()
-        return ProjectTask(project.id, task, project.position(task_id))
+        project = await self._with_task(principal, task_id)
+        return ProjectTask(project.id, project.task(task_id), project.position(task_id))
 
     async def update(self, principal: Principal, task_id: str, patch: TaskPatch) -> ProjectTask:
         now = self._clock()
@@ -128,7 +131,7 @@ class TaskService:
         return ProjectTask(project.id, project.task(task_id), project.position(task_id))
 
     async def move(self, principal: Principal, task_id: str, placement: Placement) -> ProjectTask:
-        ensure_role(principal, MANAGERS, "move tasks")
+        await self._ensure_may(principal, task_id, "move tasks")
         now = self._clock()
 
         def move(project: Project) -> bool:
@@ -142,7 +145,7 @@ class TaskService:
         return ProjectTask(project.id, project.task(task_id), project.position(task_id))
 
     async def delete(self, principal: Principal, task_id: str) -> None:
-        ensure_role(principal, MANAGERS, "delete tasks")
+        await self._ensure_may(principal, task_id, "delete tasks")
         now = self._clock()
 
         def delete(project: Project) -> bool:
@@ -159,17 +162,26 @@ class TaskService:
         """Tasks of the venue's open projects (a CLIENT: of theirs, client-visible), by
         due date."""
         ensure_role(principal, EVERYONE, "list tasks")
-        if principal.role is Role.CLIENT:
+        if principal.role is Role.STAFF:
+            where = replace(where, member_id=principal.user_id)
+        elif principal.role is Role.CLIENT:
             where = replace(where, client_id=principal.user_id)
         return await self._tasks.page(principal.venue_id, where, self._clock(), limit, cursor)
 
     # --- rules ------------------------------------------------------------------------
 
     async def _with_task(self, principal: Principal, task_id: str) -> Project:
+        """The task's project, if the caller may see the task; else 404."""
         project = await self._projects.with_task(principal.venue_id, task_id)
-        if project is None:
+        if project is None or not can_see_task(principal, project, project.task(task_id)):
             raise TaskNotFound()
         return project
+
+    async def _ensure_may(self, principal: Principal, task_id: str, doing: str) -> None:
+        """404 if the caller may not see the task, then 403 unless they are a manager."""
+        if principal.role not in MANAGERS:
+            await self._with_task(principal, task_id)
+        ensure_role(principal, MANAGERS, doing)
 
     @staticmethod
     def _ensure_may_change(principal: Principal, task: Task, patch: TaskPatch) -> None:
