@@ -25,15 +25,14 @@ class ContactsSettings(Settings):
         ),
     )
 
-    # Meta (Facebook/Instagram) lead ads (GET/POST /api/v1/intake/meta).
+    # Meta (Facebook/Instagram) lead ads (GET/POST /api/v1/intake/meta). Leads are read
+    # with each page's own access token, which the venue's ADMIN gives when mapping the
+    # page (PUT /api/v1/contacts/intake-meta-pages): there is no global page token.
     meta_verify_token: SecretStr | None = Field(
         default=None, description="The token Meta echoes in the subscription handshake."
     )
     meta_app_secret: SecretStr | None = Field(
         default=None, description="Signs webhook payloads (X-Hub-Signature-256)."
-    )
-    meta_page_access_token: SecretStr | None = Field(
-        default=None, description="Reads leads from the Graph API."
     )
     meta_graph_url: str = META_GRAPH_URL
     meta_graph_timeout_seconds: float = Field(default=10.0, gt=0)

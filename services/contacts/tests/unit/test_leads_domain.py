@@ -195,6 +195,30 @@ def test_engagement_heats_with_caps():
     assert rules == {"source": 5, "messages": 6, "signed": 10, "paid": 15}
 
 
+def test_each_new_inquiry_heats_up_to_a_cap_and_a_lower_count_changes_nothing():
+    contact = new(lead_source=LeadSource.WEBSITE)
+    before = contact.lead_heat
+    contact.count_inquiries(1, NOW)
+    (heat,) = contact.collect_events()
+    assert isinstance(heat, ContactHeatChanged)
+    assert (heat.previous_heat, heat.lead_heat) == (before, before + 5)
+    assert {r.rule: r.detail for r in contact.heat_reasons}["inquiries"] == "1 new inquiry(ies)"
+    for late in (1, 0):  # a redelivered or late count never lowers it
+        contact.count_inquiries(late, NOW)
+        assert contact.collect_events() == []
+    contact.count_inquiries(10, NOW)
+    assert {r.rule: r.points for r in contact.heat_reasons}["inquiries"] == 15
+    assert (contact.name, contact.email, contact.inquiries) == (
+        "Ada Lovelace",
+        "ada@example.com",
+        10,
+    )
+    contact.erase(NOW)
+    contact.collect_events()
+    contact.count_inquiries(11, NOW)
+    assert contact.collect_events() == [] and contact.inquiries == 10
+
+
 def test_heat_never_exceeds_100():
     contact = new(lead_source=LeadSource.REFERRAL)
     contact.apply_opportunity(

@@ -10,6 +10,7 @@ identity header, so neither asks for a principal.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -18,8 +19,10 @@ from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 
 from contacts.intake.domain import (
+    GraphUnavailable,
     HandshakeRefused,
     InvalidPageIds,
+    InvalidPageToken,
     InvalidSubmission,
     InvalidWebhook,
     PageTaken,
@@ -29,6 +32,7 @@ from contacts.intake.domain import (
     is_bot,
     parse_submission,
 )
+from contacts.intake.graph import GraphClient
 from contacts.intake.repository import IntakeRepository, MetaLeadRepository
 from contacts.intake.schemas import (
     PUBLIC_PREFIX,
@@ -40,9 +44,10 @@ from contacts.intake.schemas import (
     ReceivedOut,
     WebsiteFormIn,
 )
-from contacts.intake.service import IntakeService
+from contacts.intake.service import IntakeService, graph_client
 from contacts.leads.repository import ContactRepository
 from contacts.settings import ContactsSettings, contacts_settings
+from contacts.timeline.repository import TimelineRepository
 from gala.api import client_address, problems, read_body
 from gala.app import OutboxDep, StoreDep, get_runtime
 from gala.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge
@@ -65,11 +70,20 @@ def get_intake_service(store: StoreDep, outbox: OutboxDep, settings: SettingsDep
         IntakeRepository(store),
         MetaLeadRepository(store),
         ContactRepository(store, outbox),
+        TimelineRepository(store),
         settings,
     )
 
 
 Intake = Annotated[IntakeService, Depends(get_intake_service)]
+
+
+async def get_graph(settings: SettingsDep) -> AsyncIterator[GraphClient]:
+    async with graph_client(settings) as graph:
+        yield graph
+
+
+Graph = Annotated[GraphClient, Depends(get_graph)]
 
 
 # --- a venue's ADMIN --------------------------------------------------------------------
@@ -95,12 +109,21 @@ async def get_meta_pages(principal: CurrentPrincipal, intake: Intake) -> MetaPag
     return MetaPagesOut(page_ids=await intake.meta_pages(principal))
 
 
-@admin_router.put("/intake-meta-pages", responses=problems(Forbidden, PageTaken, InvalidPageIds))
+@admin_router.put(
+    "/intake-meta-pages",
+    responses=problems(Forbidden, PageTaken, InvalidPageIds, InvalidPageToken, GraphUnavailable),
+)
 async def put_meta_pages(
-    principal: CurrentPrincipal, intake: Intake, body: MetaPagesIn
+    principal: CurrentPrincipal, intake: Intake, graph: Graph, body: MetaPagesIn
 ) -> MetaPagesOut:
-    """Set the venue's lead-ads pages; a page another venue holds is a 409 (ADMIN)."""
-    return MetaPagesOut(page_ids=await intake.map_meta_pages(principal, body.page_ids))
+    """Set the venue's lead-ads pages, each with its page access token (ADMIN).
+
+    Each token must be one the Graph API answers as that page's (else 422); a page
+    another venue holds is a 409 unless that venue's token no longer controls it; the
+    Graph API out of reach is a 503. None of these changes anything.
+    """
+    pages = [page.grant() for page in body.pages]
+    return MetaPagesOut(page_ids=await intake.map_meta_pages(principal, pages, graph))
 
 
 # --- public -------------------------------------------------------------------------------
@@ -145,7 +168,8 @@ async def meta_webhook(request: Request, intake: Intake, settings: SettingsDep) 
 async def submit_website_form(
     request: Request, venue_key: str, intake: Intake, settings: SettingsDep
 ) -> AcceptedOut:
-    """A venue's website form (JSON or form-encoded): the lead's contact, made or updated."""
+    """A venue's website form (JSON or form-encoded): a new email makes a contact; a known
+    one keeps its details and gets a new inquiry on its timeline, which raises its heat."""
     address = client_address(
         request.headers.get("x-forwarded-for"),
         request.client.host if request.client else None,

@@ -17,10 +17,20 @@ Meta (Facebook/Instagram) lead ads:
 
 - a webhook payload counts only if its ``X-Hub-Signature-256`` is the HMAC-SHA256 of
   the raw body under the app secret (compared in constant time, before parsing);
+- a venue maps a page only with proof that it controls it: a page access token, which
+  the Graph API must answer as a token of exactly that page (``GET /me`` with the token
+  names the page it belongs to; a user's token names the user, so it proves nothing);
+  the token is kept per venue and page, never shown nor logged, and reads that page's
+  leads. A page stays one venue's: another venue takes it over only when it proves
+  control and the holder's own token is dead (refused by the Graph API, or now another
+  object's), or when the holder never gave one (a mapping made before tokens were
+  required); while the holder's token works, the page is taken (409);
 - a payload names leads by id only (``leadgen`` changes); each becomes a pending lead,
   once per id, routed to the venue that mapped its page (or kept as unroutable);
-- the lead's answers come from the Graph API later; failures are retried with
-  exponential backoff, a bounded number of times.
+- the lead's answers come from the Graph API later, read with the venue's token of the
+  page; failures are retried with exponential backoff, a bounded number of times; a
+  lead whose venue holds no token for its page waits as unroutable until the page is
+  mapped (again) with its token.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from gala.errors import (
     GalaError,
     InvalidInput,
     NotFound,
+    ServiceUnavailable,
     UnsupportedMediaType,
 )
 
@@ -109,6 +120,19 @@ class InvalidPageIds(IntakeError, InvalidInput):
 class PageTaken(IntakeError, Conflict):
     def __init__(self, page_ids: Sequence[str]) -> None:
         super().__init__("Another venue receives the leads of these pages.", pageIds=list(page_ids))
+
+
+class InvalidPageToken(IntakeError, InvalidInput):
+    def __init__(self, page_ids: Sequence[str], reason: str) -> None:
+        super().__init__(reason, pageIds=list(page_ids))
+
+
+class GraphUnavailable(IntakeError, ServiceUnavailable):
+    def __init__(self) -> None:
+        super().__init__(
+            "Meta's Graph API could not be reached to check the pages' access tokens;"
+            " nothing changed, try again later."
+        )
 
 
 class InvalidLead(Exception):
@@ -312,6 +336,73 @@ def normalize_page_ids(values: Iterable[str]) -> list[str]:
     if len(pages) > MAX_PAGES:
         raise InvalidPageIds(f"A venue maps at most {MAX_PAGES} pages.")
     return pages
+
+
+_TOKEN = re.compile(r"^[!-~]{1,2048}$")
+"""An access token as Meta writes them: printable ASCII, no spaces (it goes in a query)."""
+
+
+@dataclass(frozen=True)
+class PageGrant:
+    """A page a venue's ADMIN maps, with the page access token proving control (none:
+    keep the token the venue holds for it already)."""
+
+    page_id: str
+    access_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class PageMapping:
+    """A mapped page: the venue that receives its leads, and the token that reads them."""
+
+    page_id: str
+    venue_id: str
+    access_token: str | None = field(default=None, repr=False)
+
+
+def normalize_page_grants(grants: Iterable[tuple[str, str | None]]) -> list[PageGrant]:
+    """The pages of a mapping request, checked: ids as Meta shows them, each once."""
+    items = list(grants)
+    pages = normalize_page_ids(page for page, _ in items)
+    tokens: dict[str, str | None] = dict.fromkeys(pages)
+    for raw, token in items:
+        page = meta_id(raw)
+        assert page is not None  # checked above
+        if token is None:
+            continue
+        if not _TOKEN.match(token):
+            raise InvalidPageToken(
+                [page], f"The access token of page {page} is not a token (printable, no spaces)."
+            )
+        if tokens[page] not in (None, token):
+            raise InvalidPageIds(f"Page {page} is given twice with different access tokens.")
+        tokens[page] = token
+    return [PageGrant(page, tokens[page]) for page in pages]
+
+
+def tokens_missing(
+    venue_id: str, grants: Sequence[PageGrant], mappings: Mapping[str, PageMapping]
+) -> list[str]:
+    """The pages given without a token that the venue does not already hold one for."""
+    missing = []
+    for grant in grants:
+        held = mappings.get(grant.page_id)
+        if grant.access_token is None and (
+            held is None or held.venue_id != venue_id or held.access_token is None
+        ):
+            missing.append(grant.page_id)
+    return missing
+
+
+def holder_lost_control(holder: PageMapping, owner_of_its_token: str | None) -> bool:
+    """Whether a page's holder may lose it to a venue that proved control.
+
+    ``owner_of_its_token`` is what the Graph API answers for the holder's token (``None``:
+    refused). A holder that gave no token (a mapping from before tokens) proved nothing.
+    """
+    if holder.access_token is None:
+        return True
+    return owner_of_its_token != holder.page_id
 
 
 @dataclass(frozen=True)

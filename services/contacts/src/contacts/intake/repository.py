@@ -4,7 +4,10 @@
   website key; a unique index on ``key`` makes a key name one venue only, and the
   look-up of a key reads this document, so a rotated key stops working at once.
 - ``intake_meta_pages``: one document per Facebook/Instagram page (``_id`` is the page
-  id) naming the venue that receives its leads; ``_id`` makes a page one venue's only.
+  id) naming the venue that receives its leads and holding the page access token that
+  venue proved control with (``accessToken``: read by the lead worker, never answered);
+  ``_id`` makes a page one venue's only. A takeover replaces the holder's document
+  only if it is still the one that was checked (same venue, same token).
 - ``intake_rate_windows``: a counter per (venue, client address, minute), incremented
   with one atomic upsert, so the limit holds across replicas; a window that ended is
   deleted by the first submission of a later window (the store has no TTL indexes).
@@ -26,7 +29,14 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from contacts.intake.domain import LeadgenNotice, LeadState, PageTaken, RateWindow
+from contacts.intake.domain import (
+    LeadgenNotice,
+    LeadState,
+    PageGrant,
+    PageMapping,
+    PageTaken,
+    RateWindow,
+)
 from gala.contracts.contacts import LeadSource
 from gala.store import Document, Index, Store
 from gala.values import required_utc
@@ -165,35 +175,122 @@ class IntakeRepository:
         documents = await self._pages.find({"venueId": venue_id}, {"_id": 1}).to_list()
         return sorted(str(document["_id"]) for document in documents)
 
-    async def map_pages(self, venue_id: str, pages: Sequence[str], now: datetime) -> None:
-        """Make ``pages`` the venue's pages exactly; :class:`PageTaken` changes nothing.
+    async def mappings(self, pages: Sequence[str]) -> dict[str, PageMapping]:
+        """Who holds each of ``pages`` (those mapped at all), with their tokens."""
+        if not pages:
+            return {}
+        documents = await self._pages.find({"_id": {"$in": list(pages)}}).to_list()
+        return {
+            str(document["_id"]): PageMapping(
+                page_id=str(document["_id"]),
+                venue_id=str(document["venueId"]),
+                access_token=document.get("accessToken"),
+            )
+            for document in documents
+        }
 
-        Without multi-document transactions: refuse first if another venue holds one;
-        should one be taken in between, the pages this call added are removed again.
+    async def map_pages(
+        self,
+        venue_id: str,
+        grants: Sequence[PageGrant],
+        takeovers: Mapping[str, PageMapping],
+        now: datetime,
+    ) -> None:
+        """Make ``grants`` the venue's pages exactly, each with its token (a grant without
+        one keeps the token the venue holds); ``takeovers`` are pages another venue holds
+        that this one may take, as they were checked. :class:`PageTaken` changes nothing.
+
+        Without multi-document transactions: should a page be taken in between (or a
+        checked holder change), the pages this call added are removed again and the
+        holders it replaced restored.
         """
-        held = await self._pages.find(
-            {"_id": {"$in": list(pages)}, "venueId": {"$ne": venue_id}}, {"_id": 1}
-        ).to_list()
-        if held:
-            raise PageTaken(sorted(str(document["_id"]) for document in held))
         added: list[str] = []
-        for page in pages:
-            for _ in range(_WRITE_ATTEMPTS):
-                try:
-                    await self._pages.insert_one(
-                        {"_id": page, "venueId": venue_id, "mappedAt": now}
-                    )
-                    added.append(page)
-                    break
-                except DuplicateKeyError:
-                    owner = await self._pages.find_one({"_id": page})
-                    if owner is None:
-                        continue  # released meanwhile: try again
-                    if owner["venueId"] == venue_id:
-                        break  # ours already
-                    await self._pages.delete_many({"_id": {"$in": added}, "venueId": venue_id})
-                    raise PageTaken([page]) from None
-        await self._pages.delete_many({"venueId": venue_id, "_id": {"$nin": list(pages)}})
+        replaced: list[Document] = []
+        try:
+            for grant in grants:
+                holder = takeovers.get(grant.page_id)
+                if holder is not None:
+                    replaced.append(await self._take_over(venue_id, grant, holder, now))
+                elif await self._claim(venue_id, grant, now):
+                    added.append(grant.page_id)
+        except PageTaken:
+            await self._undo(venue_id, added, replaced)
+            raise
+        for grant in grants:
+            if grant.access_token is None or grant.page_id in added or grant.page_id in takeovers:
+                continue
+            await self._pages.update_one(
+                {"_id": grant.page_id, "venueId": venue_id},
+                {"$set": {"accessToken": grant.access_token, "tokenSetAt": now}},
+            )
+        pages = [grant.page_id for grant in grants]
+        await self._pages.delete_many({"venueId": venue_id, "_id": {"$nin": pages}})
+
+    async def _claim(self, venue_id: str, grant: PageGrant, now: datetime) -> bool:
+        """Map a page no one held when checked; ``False`` when it is the venue's already."""
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                await self._pages.insert_one(
+                    {
+                        "_id": grant.page_id,
+                        "venueId": venue_id,
+                        "accessToken": grant.access_token,
+                        "mappedAt": now,
+                        "tokenSetAt": now,
+                    }
+                )
+                return True
+            except DuplicateKeyError:
+                owner = await self._pages.find_one({"_id": grant.page_id}, {"venueId": 1})
+                if owner is None:
+                    continue  # released meanwhile: try again
+                if owner["venueId"] == venue_id:
+                    return False  # ours already
+                raise PageTaken([grant.page_id]) from None
+        raise PageTaken([grant.page_id])
+
+    async def _take_over(
+        self, venue_id: str, grant: PageGrant, holder: PageMapping, now: datetime
+    ) -> Document:
+        """Replace the holder's mapping, if it is still the one checked; answers it."""
+        previous = await self._pages.find_one_and_replace(
+            {
+                "_id": grant.page_id,
+                "venueId": holder.venue_id,
+                "accessToken": holder.access_token,
+            },
+            {
+                "venueId": venue_id,
+                "accessToken": grant.access_token,
+                "mappedAt": now,
+                "tokenSetAt": now,
+            },
+            return_document=ReturnDocument.BEFORE,
+        )
+        if previous is None:
+            raise PageTaken([grant.page_id])  # it changed since it was checked
+        return previous
+
+    async def _undo(
+        self, venue_id: str, added: Sequence[str], replaced: Sequence[Document]
+    ) -> None:
+        if added:
+            await self._pages.delete_many({"_id": {"$in": list(added)}, "venueId": venue_id})
+        for previous in replaced:
+            await self._pages.replace_one(
+                {"_id": previous["_id"], "venueId": venue_id},
+                {key: value for key, value in previous.items() if key != "_id"},
+            )
+
+    async def token_for(self, venue_id: str, candidates: Sequence[str]) -> str | None:
+        """The venue's access token for the first of ``candidates`` it holds one for."""
+        if not candidates:
+            return None
+        documents = await self._pages.find(
+            {"_id": {"$in": list(candidates)}, "venueId": venue_id}
+        ).to_list()
+        tokens = {str(d["_id"]): d.get("accessToken") for d in documents}
+        return next((tokens[page] for page in candidates if tokens.get(page)), None)
 
     async def venue_of_pages(self, candidates: Sequence[str]) -> tuple[str, str] | None:
         """The venue that mapped the first of ``candidates`` mapped at all, and that page."""
@@ -216,6 +313,8 @@ class ClaimedLead:
     source: LeadSource
     attempts: int
     claim: str
+    page_candidates: tuple[str, ...] = ()
+    """The ids a venue may have mapped for it: its page, then its entry's object."""
 
 
 class MetaLeadRepository:
@@ -298,6 +397,13 @@ class MetaLeadRepository:
             source=LeadSource(document["source"]),
             attempts=int(document["attempts"]),
             claim=token,
+            page_candidates=tuple(
+                dict.fromkeys(
+                    str(document[key])
+                    for key in ("pageId", "entryId")
+                    if document.get(key) is not None
+                )
+            ),
         )
 
     async def _settle(self, lead: ClaimedLead, changes: Document) -> bool:
@@ -328,6 +434,30 @@ class MetaLeadRepository:
         return await self._settle(
             lead, {"state": LeadState.FAILED.value, "lastError": error[:1000], "updatedAt": now}
         )
+
+    async def park_unroutable(self, lead: ClaimedLead, error: str, now: datetime) -> bool:
+        """No token reads the lead: it waits, routed to no one, until its page is mapped."""
+        return await self._settle(
+            lead,
+            {
+                "state": LeadState.UNROUTABLE.value,
+                "venueId": None,
+                "lastError": error[:1000],
+                "updatedAt": now,
+            },
+        )
+
+    async def move_pending(self, page: str, from_venue: str, to_venue: str, now: datetime) -> int:
+        """The pending leads of a page taken over go to the venue that took it."""
+        result = await self._leads.update_many(
+            {
+                "state": LeadState.PENDING.value,
+                "venueId": from_venue,
+                "$or": [{"pageId": page}, {"entryId": page}],
+            },
+            {"$set": {"venueId": to_venue, "updatedAt": now}},
+        )
+        return result.modified_count
 
     async def get(self, leadgen_id: str) -> Document | None:
         return await self._leads.find_one({"_id": leadgen_id})

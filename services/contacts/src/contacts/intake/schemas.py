@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from contacts.intake.domain import FORM_TYPE, JSON_TYPE, MAX_PAGES, MESSAGE_MAX, WebsiteLead
 from contacts.intake.repository import IntakeKey
@@ -35,8 +35,25 @@ class IntakeKeyOut(ResponseBody):
 PageId = Annotated[str, Field(min_length=1, max_length=64, examples=["104729381234567"])]
 
 
+class MetaPageIn(RequestBody):
+    page_id: PageId
+    access_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "The page's access token (from Meta, with leads_retrieval): proof that the"
+            " venue controls the page, and what reads its leads. Never answered back."
+            " Required unless the venue already holds one for this page."
+        ),
+        json_schema_extra={"minLength": 1, "maxLength": 2048},
+    )
+
+    def grant(self) -> tuple[str, str | None]:
+        token = self.access_token.get_secret_value() if self.access_token is not None else None
+        return self.page_id, token
+
+
 class MetaPagesIn(RequestBody):
-    page_ids: list[PageId] = Field(max_length=MAX_PAGES)
+    pages: list[MetaPageIn] = Field(max_length=MAX_PAGES)
 
 
 class MetaPagesOut(ResponseBody):

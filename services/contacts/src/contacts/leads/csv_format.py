@@ -17,6 +17,14 @@ The format:
 - An empty cell means "not given": a new contact gets the default (no phone, OTHER,
   UNQUALIFIED, no custom fields), an existing one keeps what it has.
 - Blank records (no characters, or only commas) are skipped.
+- Formula cells (CSV injection, as OWASP describes it): a spreadsheet runs a cell that
+  starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return as a formula. The
+  export prefixes one ``'`` to every value matching ``^'*[=+\\-@\\t\\r]`` (so
+  ``=HYPERLINK(...)`` is written ``'=HYPERLINK(...)``, ``+33 6...`` is ``'+33 6...``,
+  ``'=x`` is ``''=x``), and the import strips one leading ``'`` from every value
+  matching ``^'+[=+\\-@\\t\\r]``; any other value is left as it is. The two are exact
+  inverses (:func:`export_cell`, :func:`import_cell`): an exported file imports back to
+  the very values it was made from.
 - Line numbers are 1-based physical lines (the header is line 1); a record whose
   quoted field spans lines is numbered by the line it starts on.
 """
@@ -54,10 +62,28 @@ RECORD_MAX_CHARS: Final = 256 * 1024
 _KNOWN = {column.casefold(): column for column in EXPORT_COLUMNS}
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of undecodable bytes
 _ENUM_VALUE = TypeVar("_ENUM_VALUE", bound=StrEnum)
+_FORMULA_OUT = re.compile(r"^'*[=+\-@\t\r]")
+"""A value a spreadsheet would run (after its quotes): the export prefixes a quote."""
+_FORMULA_IN = re.compile(r"^'+[=+\-@\t\r]")
+"""A cell the export prefixed (a quote before what matched above): the import strips it."""
 
 
 class InvalidCsv(InvalidContact):
     """The file cannot be read as contacts (its header): nothing of it is imported."""
+
+
+# --- cells ----------------------------------------------------------------------------
+
+
+def export_cell(value: str) -> str:
+    """A value as the export writes it: one ``'`` before anything a spreadsheet would
+    run as a formula (and before quotes that precede such a start), else as it is."""
+    return "'" + value if _FORMULA_OUT.match(value) else value
+
+
+def import_cell(cell: str) -> str:
+    """A cell as the import reads it: the inverse of :func:`export_cell`."""
+    return cell[1:] if _FORMULA_IN.match(cell) else cell
 
 
 # --- records --------------------------------------------------------------------------
@@ -334,7 +360,7 @@ class Header:
                 f"The row has {len(record.fields)} fields; the header has {len(self.columns)}."
             )
         values = {
-            column: cell
+            column: import_cell(cell)
             for column, cell in zip(self.columns, record.fields, strict=True)
             if column not in IGNORED_COLUMNS
         }
@@ -345,9 +371,9 @@ class Header:
 
 
 def export_row(contact: Contact) -> list[str]:
-    """A contact's cells in the order of :data:`EXPORT_COLUMNS`."""
+    """A contact's cells in the order of :data:`EXPORT_COLUMNS`, formulas neutralised."""
     custom = contact.custom_fields
-    return [
+    values = [
         contact.id,
         contact.name,
         contact.email,
@@ -358,6 +384,7 @@ def export_row(contact: Contact) -> list[str]:
         str(contact.lead_heat),
         contact.created_at.isoformat(),
     ]
+    return [export_cell(value) for value in values]
 
 
 def to_csv(records: Iterable[Sequence[str]]) -> bytes:

@@ -15,6 +15,9 @@ Rules:
   LEAD (and reopens a LOST one), a won one makes it a CUSTOMER, a lost one makes it
   LOST when it has no other open opportunity and is not a customer;
 - lead heat is recomputed whenever one of its signals changes (see ``heat.py``);
+- a known contact who comes back through the website form changes none of its
+  details (a public form proves nothing about who sent it): the inquiry goes on its
+  timeline and counts towards its heat;
 - custom fields and social profiles are kept exactly as given, up to a size limit;
 - erasure (a GDPR request) forgets every personal detail and leaves a tombstone; an
   erased contact changes no more.
@@ -167,6 +170,7 @@ class Contact:
     client_messages: int = 0
     documents_signed: int = 0
     payments_paid: int = 0
+    inquiries: int = 0
     erased_at: datetime | None = None
     version: int = 1
     pending_events: list[Event] = field(default_factory=list)
@@ -297,6 +301,16 @@ class Contact:
         self.client_messages, self.documents_signed, self.payments_paid = messages, signed, paid
         self._recompute_heat(now)
 
+    def count_inquiries(self, inquiries: int, now: datetime) -> None:
+        """How many times the contact came back with a new inquiry, counted from its
+        timeline. Inquiries only ever add up (until erasure, after which nothing
+        changes), so the larger count wins: a redelivered or a late count never lowers it.
+        """
+        if self.erased or inquiries <= self.inquiries:
+            return
+        self.inquiries = inquiries
+        self._recompute_heat(now)
+
     # --- erasure ----------------------------------------------------------------------
 
     def erase(self, now: datetime) -> None:
@@ -324,6 +338,7 @@ class Contact:
             client_messages=self.client_messages,
             documents_signed=self.documents_signed,
             payments_paid=self.payments_paid,
+            inquiries=self.inquiries,
         )
 
     def _recompute_heat(self, now: datetime, *, announce: bool = True) -> None:

@@ -3,7 +3,8 @@
 Each rule looks at one signal and gives points with a sentence saying why; the heat is
 their sum, capped at 100. Signals come from the contact itself (its source) and from
 other services' events (its opportunities, and the client's engagement: messages,
-signed documents, payments), so heat changes when those events arrive.
+signed documents, payments), and from the person coming back through the venue's
+website form (each new inquiry of a known contact), so heat changes when those arrive.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ VALUE = ((Decimal(20000), 15), (Decimal(5000), 10), (Decimal(1000), 5))
 MESSAGE_POINTS, MESSAGE_CAP = 2, 10
 SIGNED_POINTS, SIGNED_CAP = 10, 10
 PAID_POINTS, PAID_CAP = 10, 15
+INQUIRY_POINTS, INQUIRY_CAP = 5, 15
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Signals:
     client_messages: int = 0
     documents_signed: int = 0
     payments_paid: int = 0
+    inquiries: int = 0
+    """The times a known contact came back through the website form."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ def compute(signals: Signals, now: datetime) -> Heat:
         ("messages", signals.client_messages, MESSAGE_POINTS, MESSAGE_CAP, "client message(s)"),
         ("signed", signals.documents_signed, SIGNED_POINTS, SIGNED_CAP, "document(s) signed"),
         ("paid", signals.payments_paid, PAID_POINTS, PAID_CAP, "payment(s) made"),
+        ("inquiries", signals.inquiries, INQUIRY_POINTS, INQUIRY_CAP, "new inquiry(ies)"),
     )
     for rule, count, each, cap, what in engagement:
         if count:

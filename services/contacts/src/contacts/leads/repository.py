@@ -102,6 +102,7 @@ def to_document(contact: Contact) -> Document:
         "clientMessages": contact.client_messages,
         "documentsSigned": contact.documents_signed,
         "paymentsPaid": contact.payments_paid,
+        "inquiries": contact.inquiries,
         "erased": contact.erased,
         "erasedAt": contact.erased_at,
         "createdAt": contact.created_at,
@@ -143,6 +144,7 @@ def from_document(document: Mapping[str, Any]) -> Contact:
         client_messages=int(document.get("clientMessages", 0)),
         documents_signed=int(document.get("documentsSigned", 0)),
         payments_paid=int(document.get("paymentsPaid", 0)),
+        inquiries=int(document.get("inquiries", 0)),
         erased_at=as_utc(document.get("erasedAt")),
         version=int(document.get("version", 1)),
     )

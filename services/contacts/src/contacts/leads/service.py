@@ -135,6 +135,12 @@ class ContactService:
             ),
         )
 
+    async def count_inquiries(self, venue_id: str, contact_id: str, inquiries: int) -> None:
+        """The contact came back ``inquiries`` times (counted from its timeline)."""
+        await self._change_if_present(
+            venue_id, contact_id, lambda c: c.count_inquiries(inquiries, self._clock())
+        )
+
     async def exists(self, venue_id: str, contact_id: str) -> bool:
         """Whether the venue has this contact, not erased (events about others are ignored)."""
         contact = await self._contacts.get(venue_id, contact_id)

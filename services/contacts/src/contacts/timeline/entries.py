@@ -21,6 +21,7 @@ from gala.events.model import Event
 CLIENT_MESSAGE = "message.client"
 DOCUMENT_SIGNED = "document.signed"
 PAYMENT_PAID = "payment.paid"
+INQUIRY = "contact.inquiry"
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,24 @@ def entry_for(event: Event) -> Entry | None:
                 },
             )
     return None
+
+
+def inquiry(
+    *, name: str, email: str, phone: str | None, message: str | None, lead_source: str
+) -> Entry:
+    """A known contact came back through the website form: what they submitted, as
+    they submitted it (the contact's own details are left as they are)."""
+    return Entry(
+        INQUIRY,
+        f"New inquiry from the website form ({lead_source.lower()})",
+        {
+            "name": name,
+            "email": email,
+            "phone": phone,
+            "message": message,
+            "leadSource": lead_source,
+        },
+    )
 
 
 def occurred_at(event: Event, fallback: datetime) -> datetime:
