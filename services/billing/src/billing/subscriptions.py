@@ -2,12 +2,14 @@
 
 - an opportunity won -> its payment schedule, made exactly once (each installment's id
   derives from the opportunity, and inserting an existing one is refused);
-- an opportunity lost -> its unpaid installments are cancelled (paid ones are kept);
+- an opportunity lost -> its unpaid installments are cancelled (paid ones are kept), and
+  their open checkout sessions expired at Stripe;
 - any opportunity event -> the deal copy (venue, contact, currency, event date);
 - contact events -> the contact copy (who reminders are mailed to); an erasure forgets
   the name and address;
-- a project created or updated -> the deal's project and CLIENT users (who may see its
-  payments), and the project on the opportunity's payments.
+- any project event -> the deal's project and CLIENT users (who may see its payments
+  and documents; the newest event by time replaces the list, so a client taken off
+  loses them), and the project on the opportunity's payments.
 
 Every handler is idempotent: creation is keyed, cancelling a cancelled installment
 changes nothing, and the copies keep the newest state by event time.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 
+from billing.checkout.stripe_gateway import StripeGateway
 from billing.contacts.domain import ContactCopy
 from billing.contacts.repository import ContactCopyRepository
 from billing.deals.domain import Deal
@@ -41,7 +44,7 @@ from gala.contracts.pipeline import (
     OpportunityLost,
     OpportunityWon,
 )
-from gala.contracts.projects import ProjectCreated, ProjectEvent, ProjectUpdated
+from gala.contracts.projects import PROJECT_EVENTS, ProjectEvent
 from gala.events import EventContext, Subscriptions
 from gala.money import to_minor
 
@@ -49,12 +52,13 @@ log = logging.getLogger(__name__)
 subscriptions = Subscriptions()
 
 
-def _payments(ctx: EventContext) -> PaymentService:
+def _payments(ctx: EventContext, checkouts: StripeGateway | None = None) -> PaymentService:
     return PaymentService(
         PaymentRepository(ctx.store, ctx.outbox),
         PolicyRepository(ctx.store),
         DealRepository(ctx.store),
         schedule_from(billing_settings(ctx.settings)),
+        checkouts=checkouts,
     )
 
 
@@ -99,9 +103,13 @@ async def opportunity_won(event: OpportunityWon, ctx: EventContext) -> None:
 
 @subscriptions.on(OpportunityLost, name="payments.cancel")
 async def opportunity_lost(event: OpportunityLost, ctx: EventContext) -> None:
-    await _payments(ctx).cancel_open(
-        event.venue_id, event.opportunity_id, f"Opportunity lost: {event.reason}"
-    )
+    stripe = StripeGateway(billing_settings(ctx.settings))  # rare: a client of its own
+    try:
+        await _payments(ctx, stripe).cancel_open(
+            event.venue_id, event.opportunity_id, f"Opportunity lost: {event.reason}"
+        )
+    finally:
+        await stripe.aclose()
 
 
 async def keep_contact(event: ContactEvent, ctx: EventContext) -> None:
@@ -124,9 +132,13 @@ async def keep_project(event: ProjectEvent, ctx: EventContext) -> None:
         event.venue_id, event.opportunity_id, event.project_id
     )
     await DealRepository(ctx.store).keep_project(
-        event.venue_id, event.opportunity_id, event.project_id, list(event.client_ids)
+        event.venue_id,
+        event.opportunity_id,
+        event.project_id,
+        list(event.client_ids),
+        ctx.envelope.time,
     )
 
 
-for project_event in (ProjectCreated, ProjectUpdated):
+for project_event in PROJECT_EVENTS:
     subscriptions.on(project_event, name="deals.project")(keep_project)

@@ -13,7 +13,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from fastapi import FastAPI, Request, Response
 from moto.server import ThreadedMotoServer
 
 from billing.bootstrap import service
@@ -37,6 +38,7 @@ from gala.testing import (
     TopicTail,
     eventually,
     free_port,
+    http_server,
     own_database,
     running_service,
     wait_until_assigned,
@@ -181,17 +183,66 @@ async def stripe_mock() -> AsyncIterator[str]:
         await process.wait()
 
 
+@dataclass
+class StripeCalls:
+    """What billing asked of Stripe (stripe-mock, through a recording pass-through)."""
+
+    url: str = ""
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    """(method, path) of each request, in order."""
+
+    def expired(self) -> list[str]:
+        """The checkout sessions billing asked Stripe to expire."""
+        prefix, suffix = "/v1/checkout/sessions/", "/expire"
+        return [
+            path.removeprefix(prefix).removesuffix(suffix)
+            for method, path in self.requests
+            if method == "POST" and path.startswith(prefix) and path.endswith(suffix)
+        ]
+
+
+FORWARDED = ("authorization", "content-type", "idempotency-key", "stripe-version")
+
+
+@pytest.fixture(scope="session")
+async def stripe_api(stripe_mock: str) -> AsyncIterator[StripeCalls]:
+    """stripe-mock behind a pass-through that records each request billing makes."""
+    calls = StripeCalls()
+    proxy = FastAPI()
+    async with httpx.AsyncClient(base_url=stripe_mock) as upstream:
+
+        @proxy.api_route("/{path:path}", methods=["GET", "POST", "DELETE"])
+        async def forward(path: str, request: Request) -> Response:
+            calls.requests.append((request.method, f"/{path}"))
+            answer = await upstream.request(
+                request.method,
+                f"/{path}",
+                params=request.query_params,
+                content=await request.body(),
+                headers={k: v for k, v in request.headers.items() if k.lower() in FORWARDED},
+            )
+            kind = answer.headers.get("content-type")
+            return Response(answer.content, answer.status_code, media_type=kind)
+
+        async with http_server(proxy) as url:
+            calls.url = url
+            yield calls
+
+
 @pytest.fixture(scope="module")
-async def billing_with_stripe(infra: Settings, stripe_mock: str) -> AsyncIterator[Billing]:
-    """Billing with online payments: Stripe's API is stripe-mock; webhooks are signed
-    with a test secret."""
+async def billing_with_stripe(
+    infra: Settings, stripe_api: StripeCalls, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Billing]:
+    """Billing with online payments: Stripe's API is stripe-mock (its requests recorded
+    in ``stripe_api``); webhooks are signed with a test secret; documents in a folder."""
     async with own_database(service, infra) as base:
         settings = BillingSettings(
             **{
                 **dict(base),
                 "stripe_api_key": "sk_test_gala",
-                "stripe_api_base": stripe_mock,
+                "stripe_api_base": stripe_api.url,
                 "stripe_webhook_secret": STRIPE_WEBHOOK_SECRET,
+                "blob_dir": tmp_path_factory.mktemp("blobs"),
             }
         )
         async with running_service(service, settings, ProcessRole.ALL, Billing) as running:

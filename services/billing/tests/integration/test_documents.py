@@ -139,29 +139,50 @@ async def test_a_client_signs_the_exact_file_once_and_it_is_final(billing_docs, 
         assert replaced.json()["sha256"] == hashlib.sha256(revised).hexdigest()
 
         sign = f"{DOCS}/{document['id']}/sign"
+        reviewed = hashlib.sha256(revised).hexdigest()
         no_consent = await billing.call(
-            "POST", sign, client, {"signerName": "Ada", "consent": False}
+            "POST", sign, client, {"signerName": "Ada", "consent": False, "sha256": reviewed}
         )
         assert no_consent.status_code == 422
+        ok = {"consent": True, "sha256": reviewed}
         assert (
-            await billing.call("POST", sign, admin, {"signerName": "A", "consent": True})
+            await billing.call("POST", sign, admin, {"signerName": "A", **ok})
         ).status_code == 403
         stranger = billing.member(venue, Role.CLIENT)
         assert (
-            await billing.call("POST", sign, stranger, {"signerName": "X", "consent": True})
+            await billing.call("POST", sign, stranger, {"signerName": "X", **ok})
         ).status_code == 404
+        # what the client reviewed must be the current file: unsent, malformed, another one
+        for sha256 in (None, "abc", "g" * 64, reviewed + "0"):
+            body = {"signerName": "Ada", "consent": True}
+            body |= {} if sha256 is None else {"sha256": sha256}
+            malformed = await billing.call("POST", sign, client, body)
+            assert malformed.status_code == 422, sha256
+            assert malformed.headers["content-type"].startswith("application/problem+json")
+        before = hashlib.sha256(PDF).hexdigest()  # the file before it was replaced
+        stale = await billing.call(
+            "POST", sign, client, {"signerName": "Ada", **ok, "sha256": before}
+        )
+        assert stale.status_code == 409, stale.text
+        assert stale.headers["content-type"].startswith("application/problem+json")
+        assert stale.json()["currentSha256"] == reviewed
+        unsigned = (await billing.call("GET", f"{DOCS}/{document['id']}", client)).json()
+        assert unsigned["isSigned"] is False
 
         signed = await billing.call(
-            "POST", sign, client, {"signerName": "Ada  Couple", "consent": True}
-        )
+            "POST", sign, client, {"signerName": "Ada  Couple", "consent": True,
+                                   "sha256": reviewed.upper()}
+        )  # fmt: skip
         assert signed.status_code == 200, signed.text
         body = signed.json()
         assert body["isSigned"] is True and body["signedAt"] is not None
         assert body["signature"]["signerName"] == "Ada Couple"
         assert body["signature"]["signerId"] == client.user_id
         assert body["signature"]["sha256"] == hashlib.sha256(revised).hexdigest()
-        again = await billing.call("POST", sign, client, {"signerName": "Ada", "consent": True})
+        again = await billing.call("POST", sign, client, {"signerName": "Ada", **ok})
         assert again.status_code == 200 and again.json()["signature"] == body["signature"]
+        other = {"signerName": "Ada", **ok, "sha256": before}
+        assert (await billing.call("POST", sign, client, other)).status_code == 409
         locked = await billing.client.put(
             f"{DOCS}/{document['id']}/content",
             content=PDF,

@@ -7,15 +7,18 @@ from decimal import Decimal
 import pytest
 
 from billing.payments.domain import (
+    CheckoutState,
+    InvalidPayment,
     InvalidPaymentTransition,
     Payment,
     PaymentPatch,
     PaymentSettled,
+    Receipt,
     WonDeal,
     payment_id_for,
 )
 from billing.policy.domain import BillingPolicy, InvalidPolicy
-from gala.contracts.billing import PaymentKind, PaymentStatus
+from gala.contracts.billing import AttentionReason, PaymentKind, PaymentStatus
 from gala.money import allocate
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -116,3 +119,80 @@ def test_states_move_only_along_their_transitions():
         "gala.payment.overdue.v1",
         "gala.payment.paid.v1",
     ]
+
+
+def receipt(session: str, amount_minor: int | None, currency: str | None = "EUR") -> Receipt:
+    return Receipt(session, amount_minor, currency, NOW, f"pi-{session}", "card")
+
+
+def deposit() -> Payment:
+    payment = Payment.schedule(deal(), BillingPolicy("v"), NOW)[0]  # 300.00 EUR
+    payment.collect_events()
+    return payment
+
+
+@pytest.mark.parametrize(
+    ("paid", "reason"),
+    [
+        (receipt("s", 29_999), AttentionReason.UNDERPAID),
+        (receipt("s", 30_001), AttentionReason.OVERPAID),
+        (receipt("s", 30_000, "USD"), AttentionReason.CURRENCY_MISMATCH),
+        (receipt("s", 30_000, None), AttentionReason.CURRENCY_MISMATCH),
+        (receipt("s", None), AttentionReason.AMOUNT_UNKNOWN),
+    ],
+)
+def test_money_that_is_not_the_amount_due_never_pays_and_needs_attention(paid, reason):
+    payment = deposit()
+    assert payment.received_online(paid)
+    assert payment.status is PaymentStatus.PENDING and payment.paid_at is None
+    assert (payment.needs_attention, payment.attention_reason) == (True, reason)
+    assert [r.outcome for r in payment.receipts] == [reason]
+    assert not payment.received_online(paid)  # told again: nothing changes
+    [event] = payment.collect_events()
+    assert event.TYPE == "gala.payment.needs_attention.v1" and event.reason is reason
+
+
+def test_the_exact_amount_pays_once_and_any_later_money_needs_attention():
+    payment = deposit()
+    assert payment.received_online(receipt("a", 30_000))
+    assert payment.status is PaymentStatus.PAID and not payment.needs_attention
+    assert not payment.received_online(receipt("a", 30_000))
+    assert payment.received_online(receipt("b", 30_000))
+    assert payment.status is PaymentStatus.PAID and payment.external_payment_id == "pi-a"
+    assert payment.attention_reason is AttentionReason.ALREADY_PAID
+    cancelled = deposit()
+    cancelled.cancel("lost", NOW)
+    assert cancelled.received_online(receipt("c", 30_000))
+    assert cancelled.status is PaymentStatus.CANCELLED
+    assert cancelled.attention_reason is AttentionReason.CANCELLED
+    with pytest.raises(InvalidPayment):
+        cancelled.resolve_attention(by="u", note=" ", now=NOW)
+    assert cancelled.resolve_attention(by="u", note="Refunded", now=NOW)
+    assert not cancelled.needs_attention and cancelled.attention_reason is None
+    assert not cancelled.resolve_attention(by="u", note="again", now=NOW)
+
+
+def test_open_sessions_are_to_expire_once_they_are_no_longer_right():
+    payment = deposit()
+    assert payment.checkout_opened("s1", 30_000, "EUR", NOW)
+    assert not payment.checkout_opened("s1", 30_000, "EUR", NOW)
+    payment.change(PaymentPatch(due_date=NOW + timedelta(days=30)), NOW)
+    assert payment.sessions_to_expire == []  # the amount is still right
+    payment.change(PaymentPatch(amount_minor=25_000), NOW)
+    assert payment.sessions_to_expire == ["s1"]
+    # opened for the old amount while it changed: to expire at once
+    assert payment.checkout_opened("s2", 30_000, "EUR", NOW)
+    assert payment.checkout_opened("s3", 25_000, "EUR", NOW)
+    assert payment.sessions_to_expire == ["s1", "s2"]
+    assert payment.sessions_expired({"s1", "s2"})
+    assert payment.checkout_state("s1") is CheckoutState.EXPIRED
+    assert payment.checkout_opened("s4", 25_000, "EUR", NOW)
+    assert payment.received_online(receipt("s3", 25_000))  # paid: the other one expires
+    assert payment.checkout_state("s3") is CheckoutState.COMPLETED
+    assert payment.sessions_to_expire == ["s4"]
+    cancelled = deposit()
+    cancelled.checkout_opened("s5", 30_000, "EUR", NOW)
+    cancelled.cancel("lost", NOW)
+    assert cancelled.sessions_to_expire == ["s5"]
+    assert cancelled.checkout_opened("s6", 30_000, "EUR", NOW)
+    assert cancelled.checkout_state("s6") is CheckoutState.EXPIRING

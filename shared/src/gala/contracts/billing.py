@@ -45,6 +45,9 @@ class PaymentEvent(Event):
     kind: PaymentKind | None = None
     status: PaymentStatus | None = None
     due_date: datetime | None = None
+    # Added with payment checks (optional: published before without it).
+    needs_attention: bool | None = None
+    """Money received online did not pay it as it stands: a person must act."""
 
 
 class PaymentScheduled(PaymentEvent, type="gala.payment.scheduled.v1", topic=PAYMENT_TOPIC):
@@ -83,6 +86,48 @@ class PaymentCancelled(PaymentEvent, type="gala.payment.cancelled.v1", topic=PAY
     reason: str | None = None
 
 
+class AttentionReason(StrEnum):
+    """Why money received online did not pay the installment (a person must act)."""
+
+    UNDERPAID = "UNDERPAID"
+    """Less than the installment's amount."""
+    OVERPAID = "OVERPAID"
+    """More than the installment's amount (e.g. a checkout opened before it changed)."""
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
+    AMOUNT_UNKNOWN = "AMOUNT_UNKNOWN"
+    """The provider did not say how much was paid."""
+    ALREADY_PAID = "ALREADY_PAID"
+    """A second payment for a paid installment (the payer was charged twice)."""
+    CANCELLED = "CANCELLED"
+    """Money for a cancelled installment."""
+
+
+class PaymentNeedsAttention(
+    PaymentEvent, type="gala.payment.needs_attention.v1", topic=PAYMENT_TOPIC
+):
+    """Money arrived online that does not pay the installment as it stands (``reason``):
+    it was recorded as received, the installment was not marked paid (its ``status`` is
+    unchanged), and a person must act (refund, or settle the difference)."""
+
+    reason: AttentionReason
+    received_at: datetime
+    received_amount: Decimal | None = None
+    """In ``received_currency`` (unknown when the provider did not say)."""
+    received_currency: str | None = None
+    checkout_session_id: str | None = None
+    external_payment_id: str | None = None
+
+
+class PaymentAttentionResolved(
+    PaymentEvent, type="gala.payment.attention_resolved.v1", topic=PAYMENT_TOPIC
+):
+    """A person dealt with what needed attention (``note``: what they did)."""
+
+    resolved_at: datetime
+    resolved_by: str | None = None
+    note: str | None = None
+
+
 PAYMENT_EVENTS: tuple[type[PaymentEvent], ...] = (
     PaymentScheduled,
     PaymentUpdated,
@@ -90,6 +135,8 @@ PAYMENT_EVENTS: tuple[type[PaymentEvent], ...] = (
     PaymentOverdue,
     PaymentPaid,
     PaymentCancelled,
+    PaymentNeedsAttention,
+    PaymentAttentionResolved,
 )
 
 

@@ -1,9 +1,11 @@
 """Online payments through Stripe Checkout: what can go wrong, and what a webhook says.
 
-Pure: no I/O. A checkout session is opened for an unpaid installment's amount due; Stripe
-then tells Gala, by a signed webhook, that the session was paid. Only a verified webhook
-changes anything; a webhook delivered twice, or after the installment was paid another
-way, changes nothing.
+Pure: no I/O. A checkout session is opened for an unpaid installment's amount due (and
+remembered with it); Stripe then tells Gala, by a signed webhook, that the session was
+paid, and how much (``amount_total``, ``currency``). Only a verified webhook changes
+anything; a webhook delivered twice changes nothing; money that is not exactly the
+installment's amount due, or arrives after it was paid or cancelled, never pays it: it
+is kept as a receipt and the installment needs attention (see payments/domain.py).
 """
 
 from __future__ import annotations
@@ -55,3 +57,7 @@ class PaidSession:
     external_id: str
     """The payment intent (or the session, when there is none)."""
     method: str
+    amount_total: int | None
+    """What was paid, in minor units of ``currency`` (``None``: Stripe did not say)."""
+    currency: str | None
+    """Upper case (Stripe writes it in lower case)."""

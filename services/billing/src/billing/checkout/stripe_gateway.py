@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import stripe
 
@@ -15,7 +16,8 @@ from billing.checkout.domain import (
     PaidSession,
 )
 from billing.payments.domain import Payment
-from billing.settings import BillingSettings
+from billing.settings import BillingSettings, billing_settings
+from gala.app import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +27,20 @@ class StripeGateway:
         self._settings = settings
         key = settings.stripe_api_key
         self._client: stripe.StripeClient | None = None
+        self._http: stripe.HTTPXClient | None = None
         if key is not None:
             base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+            self._http = stripe.HTTPXClient()
             self._client = stripe.StripeClient(
                 key.get_secret_value(),
                 base_addresses=base,  # type: ignore[arg-type]
-                http_client=stripe.HTTPXClient(),
+                http_client=self._http,
                 max_network_retries=2,
             )
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.close_async()  # type: ignore[no-untyped-call]
 
     async def open_checkout(self, payment: Payment, description: str) -> CheckoutSession:
         """A Checkout session for the installment's amount; answers where to send the payer."""
@@ -73,6 +81,29 @@ class StripeGateway:
             ) from exc
         return CheckoutSession(session.id, str(session.url))
 
+    async def expire_session(self, session_id: str) -> bool:
+        """Expire a checkout session (it can no longer be paid); ``True`` once it cannot
+        be paid (also when Stripe says it is not open: expired before, or completed, which
+        its webhook tells), ``False`` when Stripe could not be reached (try again)."""
+        if self._client is None:
+            return False
+        try:
+            await self._client.v1.checkout.sessions.expire_async(
+                session_id, options={"idempotency_key": f"expire-{session_id}"}
+            )
+        except stripe.InvalidRequestError as exc:
+            log.info(
+                "stripe: session not open, not expired",
+                extra={"session": session_id, "error": str(exc)},
+            )
+        except stripe.StripeError as exc:
+            log.warning(
+                "stripe: session not expired; will retry",
+                extra={"session": session_id, "error": str(exc)},
+            )
+            return False
+        return True
+
     def paid_session(self, payload: bytes, signature: str | None) -> PaidSession | None:
         """The paid session a verified webhook tells of; ``None`` for any other event.
 
@@ -107,10 +138,24 @@ class StripeGateway:
             )
             return None
         methods = session.get("payment_method_types") or ["card"]
+        amount, currency = session.get("amount_total"), session.get("currency")
         return PaidSession(
             session_id=str(session["id"]),
             payment_id=str(payment_id),
             venue_id=str(venue_id),
             external_id=str(session.get("payment_intent") or session["id"]),
             method=str(methods[0]),
+            amount_total=amount if isinstance(amount, int) and amount >= 0 else None,
+            currency=str(currency).upper() if currency else None,
         )
+
+
+_GATEWAYS: WeakKeyDictionary[Runtime, StripeGateway] = WeakKeyDictionary()
+
+
+def gateway_of(runtime: Runtime) -> StripeGateway:
+    """One Stripe client (and its connection pool) per running service."""
+    gateway = _GATEWAYS.get(runtime)
+    if gateway is None:
+        gateway = _GATEWAYS[runtime] = StripeGateway(billing_settings(runtime.settings))
+    return gateway

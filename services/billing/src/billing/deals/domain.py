@@ -3,7 +3,10 @@ fed by pipeline and projects events, so that it never calls those services.
 
 One per opportunity: its venue, contact, currency, outcome and event date; once won,
 its project and the project's CLIENT users (who may see its payments). A copy keeps
-the newest opportunity state by event time; project facts only ever add up.
+the newest opportunity state by event time, and, apart from it, the newest project
+state by event time: the project's newest event replaces the client list, so a client
+taken off the project loses its payments and documents, and one added gains them (an
+older event arriving late changes nothing).
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ from gala.store import Document, Index, Store
 from gala.values import as_utc
 
 COLLECTION = "deals"
+PROJECT_AS_OF = "projectAsOf"
+"""The event time of the project state kept (the opportunity's is ``asOf``)."""
 INDEXES: Sequence[Index] = (
     Index(COLLECTION, [("venueId", ASCENDING), ("clientIds", ASCENDING)]),
     Index(COLLECTION, [("projectId", ASCENDING)]),
@@ -63,16 +65,32 @@ class DealRepository:
         return await keep_newest(self._deals, deal.opportunity_id, deal.venue_id, state, as_of)
 
     async def keep_project(
-        self, venue_id: str, opportunity_id: str, project_id: str, client_ids: list[str]
-    ) -> None:
-        """The opportunity's project and its client users (never removed)."""
-        update: Document = {"$set": {"projectId": project_id, "venueId": venue_id}}
-        if client_ids:
-            update["$addToSet"] = {"clientIds": {"$each": client_ids}}
+        self,
+        venue_id: str,
+        opportunity_id: str,
+        project_id: str,
+        client_ids: list[str],
+        as_of: datetime,
+    ) -> bool:
+        """The opportunity's project and its client users as of ``as_of``, unless a newer
+        project event is known (kept apart from the opportunity's own time, as
+        ``gala.projections.keep_newest`` keeps one copy); ``True`` if it was written."""
+        query: Document = {
+            "_id": opportunity_id,
+            "venueId": venue_id,
+            "$or": [{PROJECT_AS_OF: {"$lte": as_of}}, {PROJECT_AS_OF: None}],
+        }
+        state: Document = {
+            "projectId": project_id,
+            "venueId": venue_id,
+            "clientIds": list(dict.fromkeys(client_ids)),
+            PROJECT_AS_OF: as_of,
+        }
         try:
-            await self._deals.update_one({"_id": opportunity_id}, update, upsert=True)
+            result = await self._deals.update_one(query, {"$set": state}, upsert=True)
         except DuplicateKeyError:
-            await self._deals.update_one({"_id": opportunity_id}, update)
+            return False  # it exists, and knows a newer project event
+        return result.matched_count == 1 or result.upserted_id is not None
 
     async def of_client(self, venue_id: str, user_id: str) -> tuple[list[str], list[str]]:
         """The opportunities, and their projects, a CLIENT user belongs to."""

@@ -14,6 +14,7 @@ from billing.deals.repository import DealRepository
 from billing.documents.blobs import blob_store
 from billing.documents.domain import (
     DocumentChangedConcurrently,
+    DocumentNotAsReviewed,
     DocumentNotFound,
     DocumentSignedAlready,
     InvalidDocument,
@@ -80,7 +81,7 @@ async def upload_document(
         chunks=stream_body(request, max_bytes),
     )
     response.headers["Location"] = f"{PREFIX}/{document.id}"
-    return DocumentOut.of(document, documents.link(document))
+    return DocumentOut.of(document, documents.link(document, principal))
 
 
 @router.put(
@@ -103,7 +104,7 @@ async def replace_document(
         declared_type=request.headers.get("content-type"),
         chunks=stream_body(request, max_bytes),
     )
-    return DocumentOut.of(document, documents.link(document))
+    return DocumentOut.of(document, documents.link(document, principal))
 
 
 @router.get("", responses=problems(Forbidden))
@@ -120,7 +121,8 @@ async def list_documents(
     where = DocumentFilter(opportunity_id, project_id, contact_id)
     items, next_cursor = await documents.page(principal, where, limit, cursor)
     return PageOut[DocumentOut](
-        items=[DocumentOut.of(d, documents.link(d)) for d in items], next_cursor=next_cursor
+        items=[DocumentOut.of(d, documents.link(d, principal)) for d in items],
+        next_cursor=next_cursor,
     )
 
 
@@ -130,7 +132,7 @@ async def get_document(
 ) -> DocumentOut:
     """The document, with a fresh signed download link."""
     document = await documents.get(principal, document_id)
-    return DocumentOut.of(document, documents.link(document))
+    return DocumentOut.of(document, documents.link(document, principal))
 
 
 @router.get(
@@ -143,9 +145,11 @@ async def download_document(
     document_id: str,
     expires: Annotated[int, Query(ge=0)],
     signature: Annotated[str, Query(min_length=64, max_length=64)],
+    client: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> StreamingResponse:
-    """The file (public: the signed, expiring link is the credential)."""
-    document, chunks = await documents.content(document_id, expires, signature)
+    """The file (public: the signed, expiring link is the credential; a client's link
+    works only while the document is theirs)."""
+    document, chunks = await documents.content(document_id, expires, signature, client)
     return StreamingResponse(
         chunks,
         media_type=document.content_type,
@@ -160,7 +164,13 @@ async def download_document(
 
 @router.post(
     "/{document_id}/sign",
-    responses=problems(Forbidden, DocumentNotFound, InvalidDocument, DocumentChangedConcurrently),
+    responses=problems(
+        Forbidden,
+        DocumentNotFound,
+        InvalidDocument,
+        DocumentNotAsReviewed,
+        DocumentChangedConcurrently,
+    ),
 )
 async def sign_document(
     principal: CurrentPrincipal,
@@ -169,8 +179,10 @@ async def sign_document(
     document_id: str,
     body: SignIn,
 ) -> DocumentOut:
-    """The client signs (typed name and explicit consent): who, when, from which address,
-    and the SHA-256 of the exact file are recorded. Signing again changes nothing."""
+    """The client signs (typed name, explicit consent, and the ``sha256`` of the file they
+    reviewed: if the document's current file is another one, 409 and nothing is signed):
+    who, when, from which address, and the SHA-256 of the exact file are recorded.
+    Signing again changes nothing."""
     address = client_address(
         request.headers.get("x-forwarded-for"),
         request.client.host if request.client else None,
@@ -181,7 +193,8 @@ async def sign_document(
         document_id,
         signer_name=body.signer_name,
         consent=body.consent,
+        reviewed_sha256=body.sha256,
         address=address,
         user_agent=request.headers.get("user-agent"),
     )
-    return DocumentOut.of(document, documents.link(document))
+    return DocumentOut.of(document, documents.link(document, principal))

@@ -6,9 +6,11 @@ Pure: no I/O. Rules:
 - a document names at least one of an opportunity, a project, a contact of the venue;
 - its file's type must be one Gala takes, and its first bytes must say so too (a file
   named .pdf that is not a PDF is refused);
-- a client signs with their typed name and an explicit consent; the signature records
-  who, when, from where, and the SHA-256 of the exact bytes signed; signing a signed
-  document again changes nothing, and a signed document's file can no more be replaced.
+- a client signs with their typed name, an explicit consent and the SHA-256 of the file
+  they reviewed: a document whose current file is another one is not signed (a
+  conflict: review it again); the signature records who, when, from where, and the
+  SHA-256 of the exact bytes signed; signing a signed document again changes nothing,
+  and a signed document's file can no more be replaced.
 """
 
 from __future__ import annotations
@@ -57,6 +59,18 @@ class DocumentNotFound(DocumentError, NotFound):
 class DocumentSignedAlready(DocumentError, Conflict):
     def __init__(self) -> None:
         super().__init__("The document is signed: its file can no more be replaced.")
+
+
+class DocumentNotAsReviewed(DocumentError, Conflict):
+    code = "document-not-as-reviewed"
+    title = "The document is not the one reviewed"
+
+    def __init__(self, reviewed: str, current: str) -> None:
+        super().__init__(
+            "The document's current file is not the one you reviewed: review it again.",
+            reviewedSha256=reviewed,
+            currentSha256=current,
+        )
 
 
 class DocumentChangedConcurrently(DocumentError, Conflict):
@@ -177,6 +191,11 @@ class Document:
         self.updated_at = now
         self._record(DocumentReplaced)
         return old
+
+    def check_reviewed(self, sha256: str) -> None:
+        """The client reviewed this very file (its SHA-256, hex), else a conflict."""
+        if sha256.lower() != self.file.sha256:
+            raise DocumentNotAsReviewed(sha256.lower(), self.file.sha256)
 
     def sign(self, signature: Signature) -> bool:
         """Sign it; ``False`` when it is signed already (nothing changes)."""

@@ -10,11 +10,23 @@ from pydantic import Field
 from billing.documents.domain import SIGNER_MAX, Document
 from gala.api import RequestBody, ResponseBody
 
+Sha256 = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="A SHA-256, 64 hexadecimal characters.",
+        examples=["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
+    ),
+]
+
 
 class SignIn(RequestBody):
     signer_name: Annotated[str, Field(min_length=1, max_length=SIGNER_MAX, examples=["Ada Couple"])]
     consent: bool
     """Must be true: "I have read this document and I sign it electronically"."""
+    sha256: Sha256
+    """The SHA-256 of the file the client reviewed (the document's ``sha256`` when they
+    downloaded it): if the current file is another one, nothing is signed (409)."""
 
 
 class SignatureOut(ResponseBody):

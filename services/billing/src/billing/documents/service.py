@@ -24,7 +24,7 @@ from billing.documents.domain import (
     check_content,
     media_type,
 )
-from billing.documents.links import check_link, signed_link
+from billing.documents.links import LinkRefused, check_link, signed_link
 from billing.documents.repository import DocumentFilter, DocumentRepository
 from billing.roles import DOCUMENT_STAFF
 from gala.concurrency import save_attempts
@@ -147,24 +147,30 @@ class DocumentService:
     async def get(self, principal: Principal, document_id: str) -> Document:
         document = await self._load(principal.venue_id, document_id)
         if principal.role is Role.CLIENT:
-            if not await self._client_owns(principal, document):
+            if not await self._client_owns(principal.venue_id, principal.user_id, document):
                 raise DocumentNotFound()
         else:
             ensure_role(principal, DOCUMENT_STAFF, "see documents")
         return document
 
-    def link(self, document: Document) -> str:
-        """A signed download link, valid for a while."""
-        return signed_link(self._secret, document.id, self._clock(), self._ttl)
+    def link(self, document: Document, principal: Principal) -> str:
+        """A signed download link, valid for a while (a CLIENT's: while it is theirs)."""
+        client = principal.user_id if principal.role is Role.CLIENT else None
+        return signed_link(self._secret, document.id, self._clock(), self._ttl, client)
 
     async def content(
-        self, document_id: str, expires: int, signature: str
+        self, document_id: str, expires: int, signature: str, client_id: str | None = None
     ) -> tuple[Document, AsyncIterator[bytes]]:
-        """The file behind a signed link (no login: the link is the credential)."""
-        check_link(self._secret, document_id, expires, signature, self._clock())
+        """The file behind a signed link (no login: the link is the credential); a link
+        issued to a client stops working once the document is no longer theirs."""
+        check_link(self._secret, document_id, expires, signature, self._clock(), client_id)
         document = await self._documents.find_one({"_id": document_id})
         if document is None:
             raise DocumentNotFound()
+        if client_id is not None and not await self._client_owns(
+            document.venue_id, client_id, document
+        ):
+            raise LinkRefused()
         return document, self._blobs.read(document.file.key)
 
     async def sign(
@@ -174,10 +180,12 @@ class DocumentService:
         *,
         signer_name: str,
         consent: bool,
+        reviewed_sha256: str,
         address: str,
         user_agent: str | None,
     ) -> Document:
-        """The client signs: who, when, from where, and the SHA-256 of the exact bytes."""
+        """The client signs the file they reviewed (its SHA-256; another current file is
+        409 and signs nothing): who, when, from where, and the SHA-256 of the exact bytes."""
         if principal.role is not Role.CLIENT:
             ensure_role(principal, frozenset({Role.CLIENT}), "sign documents")
         if not consent:
@@ -185,6 +193,7 @@ class DocumentService:
         await self.get(principal, document_id)  # theirs to see (else 404)
         async for _ in save_attempts():
             document = await self._load(principal.venue_id, document_id)
+            document.check_reviewed(reviewed_sha256)
             if document.is_signed:
                 return document  # signed already: nothing changes
             signature = Signature(
@@ -254,8 +263,9 @@ class DocumentService:
             contact_id=links.contact_id or deal.contact_id,
         )
 
-    async def _client_owns(self, principal: Principal, document: Document) -> bool:
-        opportunities, projects = await self._deals.of_client(principal.venue_id, principal.user_id)
+    async def _client_owns(self, venue_id: str, user_id: str, document: Document) -> bool:
+        """The document is of a project (or opportunity) the CLIENT belongs to now."""
+        opportunities, projects = await self._deals.of_client(venue_id, user_id)
         return (document.links.opportunity_id in opportunities) or (
             document.links.project_id in projects
         )

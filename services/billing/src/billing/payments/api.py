@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 
+from billing.checkout.stripe_gateway import gateway_of
 from billing.deals.domain import UnknownOpportunity
 from billing.deals.repository import DealRepository
 from billing.payments.domain import (
@@ -18,7 +19,13 @@ from billing.payments.domain import (
     PaymentSettled,
 )
 from billing.payments.repository import PaymentFilter, PaymentRepository
-from billing.payments.schemas import CreatePaymentIn, PaymentOut, RecordPaymentIn, UpdatePaymentIn
+from billing.payments.schemas import (
+    CreatePaymentIn,
+    PaymentOut,
+    RecordPaymentIn,
+    ResolveAttentionIn,
+    UpdatePaymentIn,
+)
 from billing.payments.service import PaymentService
 from billing.policy.repository import PolicyRepository
 from billing.reminders.service import schedule_from
@@ -40,6 +47,7 @@ def payment_service(store: StoreDep, outbox: OutboxDep, runtime: RuntimeDep) -> 
         PolicyRepository(store),
         DealRepository(store),
         schedule_from(billing_settings(runtime.settings)),
+        checkouts=gateway_of(runtime),
     )
 
 
@@ -52,8 +60,18 @@ def payment_filter(
     payment_status: Annotated[PaymentStatus | None, Query(alias="status")] = None,
     due_from: Annotated[datetime | None, Query(alias="dueFrom", description="Inclusive")] = None,
     due_to: Annotated[datetime | None, Query(alias="dueTo", description="Exclusive")] = None,
+    attention: Annotated[
+        bool | None,
+        Query(
+            description="true: only installments that need attention (money received online"
+            " that did not pay them: less, more, another currency, a second payment, money for"
+            " a cancelled one); false: only the others."
+        ),
+    ] = None,
 ) -> PaymentFilter:
-    return PaymentFilter(opportunity_id, project_id, payment_status, due_from, due_to)
+    return PaymentFilter(
+        opportunity_id, project_id, payment_status, due_from, due_to, needs_attention=attention
+    )
 
 
 Filter = Annotated[PaymentFilter, Depends(payment_filter)]
@@ -145,3 +163,15 @@ async def record_payment(
         idempotency_key=idempotency_key,
     )
     return PaymentOut.of(payment)
+
+
+@router.post(
+    "/{payment_id}/resolve",
+    responses=problems(Forbidden, PaymentNotFound, InvalidPayment, PaymentChangedConcurrently),
+)
+async def resolve_attention(
+    principal: CurrentPrincipal, payments: Payments, payment_id: str, body: ResolveAttentionIn
+) -> PaymentOut:
+    """Say what was done about an installment that needs attention (ADMIN, SALES): it
+    no longer does (its receipts stay). Resolving one that needs none changes nothing."""
+    return PaymentOut.of(await payments.resolve_attention(principal, payment_id, body.note))

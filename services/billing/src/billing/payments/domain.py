@@ -13,6 +13,13 @@ Pure: no I/O. Rules:
   more;
 - recording a payment names an idempotency key: the same key again answers the same
   payment and changes nothing; another key on a paid installment is a conflict;
+- online payments: the checkout sessions opened for an installment are remembered;
+  when its amount changes, or it is paid or cancelled, its open sessions are to be
+  expired at the provider; money a session brought is kept as a receipt (once per
+  session, however often the provider tells it); it pays the installment only when it
+  is exactly the amount due, in its currency, while unpaid: any other receipt (less,
+  more, another currency, for a paid or a cancelled installment) never marks it paid,
+  and puts it in need of attention (with the reason) until a person resolves it;
 - amounts are exact: integer minor units of the opportunity's currency.
 """
 
@@ -20,17 +27,22 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from dataclasses import replace as copy_with
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Final
 
 from billing.policy.domain import BillingPolicy
 from billing.reminders.domain import Reminder, ReminderKind, ReminderSchedule
 from gala.contracts.billing import (
+    AttentionReason,
+    PaymentAttentionResolved,
     PaymentCancelled,
     PaymentDue,
     PaymentEvent,
     PaymentKind,
+    PaymentNeedsAttention,
     PaymentOverdue,
     PaymentPaid,
     PaymentScheduled,
@@ -39,12 +51,13 @@ from gala.contracts.billing import (
 )
 from gala.errors import Conflict, GalaError, InvalidInput, NotFound
 from gala.events.model import Event
-from gala.money import allocate, from_minor
+from gala.money import InvalidMoney, allocate, from_minor
 from gala.values import UNSET, Unset, utc_millis
 
 PAYMENT_ID_NAMESPACE: Final = uuid.UUID("5b0e3c9a-7f1d-4d3e-8a61-3f2b9c4d7e21")
 METHOD_MAX: Final = 100
 REFERENCE_MAX: Final = 200
+NOTE_MAX: Final = 1000
 TRANSITIONS: Final = {
     PaymentStatus.PENDING: {PaymentStatus.PAID, PaymentStatus.OVERDUE, PaymentStatus.CANCELLED},
     PaymentStatus.OVERDUE: {PaymentStatus.PAID, PaymentStatus.CANCELLED},
@@ -106,6 +119,52 @@ class WonDeal:
     project_id: str | None = None
 
 
+class CheckoutState(StrEnum):
+    OPEN = "OPEN"
+    """Payable at the provider for the amount it was opened with."""
+    EXPIRING = "EXPIRING"
+    """No longer right (the amount changed, the installment was paid or cancelled): to
+    be expired at the provider."""
+    EXPIRED = "EXPIRED"
+    COMPLETED = "COMPLETED"
+    """The provider said it was paid."""
+
+
+@dataclass(frozen=True)
+class CheckoutRef:
+    """A checkout session opened for the installment."""
+
+    id: str
+    amount_minor: int
+    currency: str
+    opened_at: datetime
+    state: CheckoutState = CheckoutState.OPEN
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Money the payment provider says a checkout session brought."""
+
+    session_id: str
+    amount_minor: int | None
+    """Minor units of ``currency`` (``None``: the provider did not say)."""
+    currency: str | None
+    received_at: datetime
+    external_id: str
+    method: str
+    outcome: AttentionReason | None = None
+    """Why it did not pay the installment (``None``: it did)."""
+
+    @property
+    def amount(self) -> Decimal | None:
+        if self.amount_minor is None or self.currency is None:
+            return None
+        try:
+            return from_minor(self.amount_minor, self.currency)
+        except (InvalidMoney, ValueError, ArithmeticError):
+            return None
+
+
 @dataclass(frozen=True)
 class PaymentPatch:
     amount_minor: int | Unset = UNSET
@@ -136,6 +195,16 @@ class Payment:
     """The key the payment was recorded with (a repeat with it changes nothing)."""
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
+    checkout_sessions: list[CheckoutRef] = field(default_factory=list)
+    receipts: list[Receipt] = field(default_factory=list)
+    """Every receipt of money online, in arrival order."""
+    needs_attention: bool = False
+    attention_reason: AttentionReason | None = None
+    """The latest receipt's reason, while it needs attention."""
+    attention_note: str | None = None
+    """What the person who resolved the latest attention did."""
+    attention_resolved_at: datetime | None = None
+    attention_resolved_by: str | None = None
     reminders_sent: list[str] = field(default_factory=list)
     """Keys of the reminders sent (or skipped) for the current due date."""
     mails_pending: list[str] = field(default_factory=list)
@@ -222,6 +291,7 @@ class Payment:
             if patch.amount_minor <= 0:
                 raise InvalidPayment("An installment's amount must be more than zero.")
             self.amount_minor = patch.amount_minor
+            self._expire_open_sessions()  # they were opened for the old amount
             changed = True
         if not isinstance(patch.due_date, Unset) and utc_millis(patch.due_date) != self.due_date:
             self.due_date = utc_millis(patch.due_date)
@@ -247,12 +317,102 @@ class Payment:
         self.idempotency_key = key
         return self._move(PaymentStatus.PAID, now, method=method)
 
-    def paid_online(self, *, method: str, external_id: str, at: datetime) -> bool:
-        """Paid through the payment provider; ``False`` when this payment already was."""
-        if self.status is PaymentStatus.PAID and self.external_payment_id == external_id:
+    # --- online payments ----------------------------------------------------------------
+
+    def checkout_opened(
+        self, session_id: str, amount_minor: int, currency: str, now: datetime
+    ) -> bool:
+        """Remember a session opened for ``amount_minor``; one that is no longer right
+        (the installment changed meanwhile) is to be expired at once."""
+        if any(s.id == session_id for s in self.checkout_sessions):
             return False
-        self.external_payment_id = external_id
-        return self._move(PaymentStatus.PAID, at, method=method)
+        right = self.open and (amount_minor, currency) == (self.amount_minor, self.currency)
+        state = CheckoutState.OPEN if right else CheckoutState.EXPIRING
+        self.checkout_sessions.append(CheckoutRef(session_id, amount_minor, currency, now, state))
+        return True
+
+    def checkout_state(self, session_id: str) -> CheckoutState | None:
+        return next((s.state for s in self.checkout_sessions if s.id == session_id), None)
+
+    @property
+    def sessions_to_expire(self) -> list[str]:
+        return [s.id for s in self.checkout_sessions if s.state is CheckoutState.EXPIRING]
+
+    def sessions_expired(self, session_ids: set[str]) -> bool:
+        """The provider expired these sessions (or they were no longer open there)."""
+        return self._set_sessions(session_ids, CheckoutState.EXPIRING, CheckoutState.EXPIRED)
+
+    def received_online(self, receipt: Receipt) -> bool:
+        """Money a checkout session brought: it pays the installment when it is exactly
+        the amount due, in its currency, while unpaid; anything else is kept and needs
+        attention. ``False`` when this session's receipt is known already."""
+        if any(r.session_id == receipt.session_id for r in self.receipts):
+            return False
+        if self.status is PaymentStatus.PAID and self.external_payment_id == receipt.external_id:
+            return False  # paid by it before receipts were kept
+        reason = self._mismatch(receipt)
+        self.receipts.append(copy_with(receipt, outcome=reason))
+        self._set_sessions({receipt.session_id}, None, CheckoutState.COMPLETED)
+        self.updated_at = receipt.received_at
+        if reason is None:
+            self.external_payment_id = receipt.external_id
+            self._move(PaymentStatus.PAID, receipt.received_at, method=receipt.method)
+            return True
+        self.needs_attention, self.attention_reason = True, reason
+        self._record(
+            PaymentNeedsAttention,
+            reason=reason,
+            received_at=receipt.received_at,
+            received_amount=receipt.amount,
+            received_currency=receipt.currency,
+            checkout_session_id=receipt.session_id,
+            external_payment_id=receipt.external_id,
+        )
+        return True
+
+    def resolve_attention(self, *, by: str, note: str, now: datetime) -> bool:
+        """A person dealt with it (refunded, settled the difference...); ``False`` when
+        nothing needs attention."""
+        if not self.needs_attention:
+            return False
+        note = " ".join(note.split())
+        if not note or len(note) > NOTE_MAX:
+            raise InvalidPayment(f"Say what was done (1 to {NOTE_MAX} characters).")
+        self.needs_attention, self.attention_reason = False, None
+        self.attention_note, self.attention_resolved_at, self.attention_resolved_by = note, now, by
+        self.updated_at = now
+        self._record(PaymentAttentionResolved, resolved_at=now, resolved_by=by, note=note)
+        return True
+
+    def _mismatch(self, receipt: Receipt) -> AttentionReason | None:
+        if self.status is PaymentStatus.CANCELLED:
+            return AttentionReason.CANCELLED
+        if self.status is PaymentStatus.PAID:
+            return AttentionReason.ALREADY_PAID
+        if (receipt.currency or "").upper() != self.currency:
+            return AttentionReason.CURRENCY_MISMATCH
+        if receipt.amount_minor is None:
+            return AttentionReason.AMOUNT_UNKNOWN
+        if receipt.amount_minor < self.amount_minor:
+            return AttentionReason.UNDERPAID
+        if receipt.amount_minor > self.amount_minor:
+            return AttentionReason.OVERPAID
+        return None
+
+    def _expire_open_sessions(self) -> None:
+        self._set_sessions(None, CheckoutState.OPEN, CheckoutState.EXPIRING)
+
+    def _set_sessions(
+        self, ids: set[str] | None, before: CheckoutState | None, after: CheckoutState
+    ) -> bool:
+        """Sessions (of ``ids``, or all) in state ``before`` (or any) move to ``after``."""
+        changed = False
+        for i, s in enumerate(self.checkout_sessions):
+            chosen = (ids is None or s.id in ids) and (before is None or s.state is before)
+            if chosen and s.state is not after:
+                self.checkout_sessions[i] = copy_with(s, state=after)
+                changed = True
+        return changed
 
     def cancel(self, reason: str | None, now: datetime) -> bool:
         """Cancel it unless it is paid or cancelled already; ``True`` if it was cancelled."""
@@ -268,6 +428,8 @@ class Payment:
             raise InvalidPaymentTransition(self.status, status)
         self.status = status
         self.updated_at = now
+        if status in (PaymentStatus.PAID, PaymentStatus.CANCELLED):
+            self._expire_open_sessions()  # nothing more to pay through them
         if status is PaymentStatus.PAID:
             self.paid_at = now
             self.payment_method = method
@@ -361,6 +523,7 @@ class Payment:
                 kind=self.kind,
                 status=self.status,
                 due_date=self.due_date,
+                needs_attention=self.needs_attention,
                 **extra,
             )
         )

@@ -14,9 +14,9 @@ from typing import Any
 from bson import Int64
 from pymongo import ASCENDING, ReturnDocument
 
-from billing.payments.domain import Payment
+from billing.payments.domain import CheckoutRef, CheckoutState, Payment, Receipt
 from gala.aggregates import READ_FIELDS, AggregateRepository, Codec
-from gala.contracts.billing import PaymentKind, PaymentStatus
+from gala.contracts.billing import AttentionReason, PaymentKind, PaymentStatus
 from gala.identity import venue_scoped
 from gala.store import Document, Index, PageRequest
 from gala.values import as_utc, required_utc
@@ -29,7 +29,7 @@ OPEN = [PaymentStatus.PENDING.value, PaymentStatus.OVERDUE.value]
 def _listing_indexes() -> list[Index]:
     """Each equality filter the listing offers, then its order (due date) and the id."""
     indexes = [Index(COLLECTION, [("venueId", ASCENDING), ("dueDate", ASCENDING), ("_id", 1)])]
-    for name in ("opportunityId", "projectId", "status"):
+    for name in ("opportunityId", "projectId", "status", "needsAttention"):
         keys = [("venueId", ASCENDING), (name, ASCENDING), ("dueDate", ASCENDING), ("_id", 1)]
         indexes.append(Index(COLLECTION, keys))
     return indexes
@@ -61,6 +61,33 @@ def to_document(p: Payment) -> Document:
         "idempotencyKey": p.idempotency_key,
         "cancelledAt": p.cancelled_at,
         "cancelReason": p.cancel_reason,
+        "checkoutSessions": [
+            {
+                "id": c.id,
+                "amountMinor": Int64(c.amount_minor),
+                "currency": c.currency,
+                "openedAt": c.opened_at,
+                "state": c.state.value,
+            }
+            for c in p.checkout_sessions
+        ],
+        "receipts": [
+            {
+                "sessionId": r.session_id,
+                "amountMinor": None if r.amount_minor is None else Int64(r.amount_minor),
+                "currency": r.currency,
+                "receivedAt": r.received_at,
+                "externalId": r.external_id,
+                "method": r.method,
+                "outcome": r.outcome.value if r.outcome else None,
+            }
+            for r in p.receipts
+        ],
+        "needsAttention": p.needs_attention,
+        "attentionReason": p.attention_reason.value if p.attention_reason else None,
+        "attentionNote": p.attention_note,
+        "attentionResolvedAt": p.attention_resolved_at,
+        "attentionResolvedBy": p.attention_resolved_by,
         "remindersSent": list(p.reminders_sent),
         "mailsPending": list(p.mails_pending),
         "mailAttempts": p.mail_attempts,
@@ -90,6 +117,35 @@ def from_document(d: Mapping[str, Any]) -> Payment:
         idempotency_key=d.get("idempotencyKey"),
         cancelled_at=as_utc(d.get("cancelledAt")),
         cancel_reason=d.get("cancelReason"),
+        checkout_sessions=[
+            CheckoutRef(
+                c["id"],
+                int(c["amountMinor"]),
+                c["currency"],
+                required_utc(c["openedAt"]),
+                CheckoutState(c["state"]),
+            )
+            for c in d.get("checkoutSessions") or []
+        ],
+        receipts=[
+            Receipt(
+                session_id=r["sessionId"],
+                amount_minor=None if r.get("amountMinor") is None else int(r["amountMinor"]),
+                currency=r.get("currency"),
+                received_at=required_utc(r["receivedAt"]),
+                external_id=r["externalId"],
+                method=r["method"],
+                outcome=AttentionReason(r["outcome"]) if r.get("outcome") else None,
+            )
+            for r in d.get("receipts") or []
+        ],
+        needs_attention=bool(d.get("needsAttention")),
+        attention_reason=AttentionReason(d["attentionReason"])
+        if d.get("attentionReason")
+        else None,
+        attention_note=d.get("attentionNote"),
+        attention_resolved_at=as_utc(d.get("attentionResolvedAt")),
+        attention_resolved_by=d.get("attentionResolvedBy"),
         reminders_sent=list(d.get("remindersSent") or []),
         mails_pending=list(d.get("mailsPending") or []),
         mail_attempts=int(d.get("mailAttempts") or 0),
@@ -107,6 +163,7 @@ class PaymentFilter:
     status: PaymentStatus | None = None
     due_from: datetime | None = None
     due_before: datetime | None = None
+    needs_attention: bool | None = None
     opportunity_ids: Sequence[str] | None = None
     """Only payments of these opportunities (a CLIENT's own)."""
 
@@ -118,6 +175,10 @@ class PaymentFilter:
             query["projectId"] = self.project_id
         if self.status is not None:
             query["status"] = self.status.value
+        if self.needs_attention is True:
+            query["needsAttention"] = True  # through its index
+        elif self.needs_attention is False:
+            query["needsAttention"] = {"$ne": True}
         if self.opportunity_ids is not None:
             query.setdefault("$and", []).append(
                 {"opportunityId": {"$in": list(self.opportunity_ids)}}
@@ -140,6 +201,14 @@ class PaymentRepository(AggregateRepository[Payment]):
         self, venue_id: str, where: PaymentFilter, limit: int, cursor: str | None
     ) -> tuple[list[Payment], str | None]:
         return await self.find_page(
+            where.query(venue_id), PageRequest(sort=SORT, limit=limit, cursor=cursor)
+        )
+
+    async def explain(
+        self, venue_id: str, where: PaymentFilter, limit: int, cursor: str | None
+    ) -> Document:
+        """The store's plan for :meth:`page` (tests prove listings read through an index)."""
+        return await self.explain_page(
             where.query(venue_id), PageRequest(sort=SORT, limit=limit, cursor=cursor)
         )
 

@@ -8,9 +8,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from billing.payments.domain import METHOD_MAX, REFERENCE_MAX, Payment
+from billing.payments.domain import METHOD_MAX, NOTE_MAX, REFERENCE_MAX, Payment, Receipt
 from gala.api import RequestBody, ResponseBody
-from gala.contracts.billing import PaymentKind, PaymentStatus
+from gala.contracts.billing import AttentionReason, PaymentKind, PaymentStatus
 
 Money = Annotated[
     str,
@@ -49,6 +49,38 @@ class RecordPaymentIn(RequestBody):
     reference: Annotated[str | None, Field(max_length=REFERENCE_MAX)] = None
 
 
+class ResolveAttentionIn(RequestBody):
+    """What was done about money that did not pay the installment."""
+
+    note: Annotated[
+        str, Field(min_length=1, max_length=NOTE_MAX, examples=["Refunded the second payment"])
+    ]
+
+
+class ReceiptOut(ResponseBody):
+    """Money received online for the installment (one per checkout session)."""
+
+    session_id: str
+    amount: Decimal | None
+    """In ``currency``; ``null`` when the provider did not say."""
+    currency: str | None
+    received_at: datetime
+    external_payment_id: str
+    outcome: AttentionReason | None
+    """Why it did not pay the installment; ``null``: it did."""
+
+    @classmethod
+    def of(cls, r: Receipt) -> ReceiptOut:
+        return cls(
+            session_id=r.session_id,
+            amount=r.amount,
+            currency=r.currency,
+            received_at=r.received_at,
+            external_payment_id=r.external_id,
+            outcome=r.outcome,
+        )
+
+
 class PaymentOut(ResponseBody):
     id: str
     venue_id: str
@@ -65,6 +97,10 @@ class PaymentOut(ResponseBody):
     external_payment_id: str | None
     reference: str | None
     cancelled_at: datetime | None
+    needs_attention: bool
+    """Money received online did not pay it as it stands: a person must act."""
+    attention_reason: AttentionReason | None
+    receipts: list[ReceiptOut]
     created_at: datetime
     updated_at: datetime
 
@@ -86,6 +122,9 @@ class PaymentOut(ResponseBody):
             external_payment_id=p.external_payment_id,
             reference=p.reference,
             cancelled_at=p.cancelled_at,
+            needs_attention=p.needs_attention,
+            attention_reason=p.attention_reason,
+            receipts=[ReceiptOut.of(r) for r in p.receipts],
             created_at=p.created_at,
             updated_at=p.updated_at,
         )

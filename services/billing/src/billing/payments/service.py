@@ -3,7 +3,10 @@ a client sees.
 
 ADMIN and SALES change payments; PROJECT_MANAGER reads them; a CLIENT sees only the
 payments of their own projects' opportunities (any other is "not found"). Every change
-is computed on a fresh read and saved only onto that version, else recomputed.
+is computed on a fresh read and saved only onto that version, else recomputed. Once a
+change leaves checkout sessions that are no longer right (the amount changed, the
+installment was paid or cancelled), they are expired at the payment provider; one the
+provider could not be reached for stays marked, and is tried again with the next change.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Protocol
 
 from pymongo.errors import DuplicateKeyError
 
@@ -22,6 +26,7 @@ from billing.payments.domain import (
     PaymentChangedConcurrently,
     PaymentNotFound,
     PaymentPatch,
+    Receipt,
     WonDeal,
     check_method,
 )
@@ -40,6 +45,15 @@ Change = Callable[[Payment], bool]
 KEY_MAX = 200
 
 
+class CheckoutSessions(Protocol):
+    """The payment provider's checkout sessions (see checkout/stripe_gateway.py)."""
+
+    async def expire_session(self, session_id: str) -> bool:
+        """Expire it; ``True`` once it can no longer be paid (expired now or before, or
+        completed), ``False`` when the provider could not be reached (try again)."""
+        ...
+
+
 class PaymentService:
     def __init__(
         self,
@@ -48,6 +62,7 @@ class PaymentService:
         deals: DealRepository,
         schedule: ReminderSchedule,
         clock: Clock = utc_now,
+        checkouts: CheckoutSessions | None = None,
     ) -> None:
         self._payments = payments
         self._policies = policies
@@ -55,6 +70,7 @@ class PaymentService:
         self._schedule = schedule
         """Every save plans the installment's reminders again."""
         self._clock = clock
+        self._checkouts = checkouts
 
     # --- staff and clients ------------------------------------------------------------
 
@@ -123,16 +139,33 @@ class PaymentService:
             lambda p: p.record(method=method, reference=reference, key=idempotency_key, now=now),
         )
 
-    async def paid_online(
-        self, venue_id: str, payment_id: str, *, method: str, external_id: str
-    ) -> Payment:
-        """The payment provider says it was paid; said again, it changes nothing."""
+    async def resolve_attention(self, principal: Principal, payment_id: str, note: str) -> Payment:
+        """A person dealt with money that did not pay the installment (ADMIN, SALES)."""
+        ensure_role(principal, WRITERS, "resolve payments")
         now = self._clock()
         return await self._change(
-            venue_id,
+            principal.venue_id,
             payment_id,
-            lambda p: p.paid_online(method=method, external_id=external_id, at=now),
+            lambda p: p.resolve_attention(by=principal.user_id, note=note, now=now),
         )
+
+    # --- the payment provider ---------------------------------------------------------
+
+    async def checkout_opened(
+        self, payment: Payment, session_id: str, amount_minor: int, currency: str
+    ) -> Payment:
+        """Remember a session opened for the installment (expired at once if the
+        installment changed meanwhile)."""
+        now = self._clock()
+        return await self._change(
+            payment.venue_id,
+            payment.id,
+            lambda p: p.checkout_opened(session_id, amount_minor, currency, now),
+        )
+
+    async def received_online(self, venue_id: str, payment_id: str, receipt: Receipt) -> Payment:
+        """The payment provider says a session brought money; told again, nothing changes."""
+        return await self._change(venue_id, payment_id, lambda p: p.received_online(receipt))
 
     # --- from events ------------------------------------------------------------------
 
@@ -156,6 +189,12 @@ class PaymentService:
             await self._change(venue_id, payment_id, lambda p: p.cancel(reason, now))
 
     async def _change(self, venue_id: str, payment_id: str, change: Change) -> Payment:
+        payment = await self._saved(venue_id, payment_id, change)
+        if payment.sessions_to_expire and self._checkouts is not None:
+            payment = await self._expire_sessions(payment, self._checkouts)
+        return payment
+
+    async def _saved(self, venue_id: str, payment_id: str, change: Change) -> Payment:
         async for _ in save_attempts():
             payment = await self._payments.get(venue_id, payment_id)
             if payment is None:
@@ -166,6 +205,14 @@ class PaymentService:
             if await self._payments.save(payment):
                 return payment
         raise PaymentChangedConcurrently()
+
+    async def _expire_sessions(self, payment: Payment, checkouts: CheckoutSessions) -> Payment:
+        """Expire, at the provider, the sessions that are no longer right (after the change
+        that made them so was saved); remember those that are done."""
+        done = {s for s in payment.sessions_to_expire if await checkouts.expire_session(s)}
+        if not done:
+            return payment
+        return await self._saved(payment.venue_id, payment.id, lambda p: p.sessions_expired(done))
 
 
 def _won(deal: Deal, now: datetime) -> WonDeal:
