@@ -2,7 +2,7 @@
 
 from chat.conversations import repository as conversations_repository
 from chat.live import api as live_api
-from chat.live.broadcast import broadcast
+from chat.live.broadcast import broadcast, signals_out
 from chat.messages import api as messages_api
 from chat.messages import repository as messages_repository
 from chat.settings import ChatSettings
@@ -19,6 +19,7 @@ service = ServiceDefinition(
     subscriptions=subscriptions,
     indexes=[*conversations_repository.INDEXES, *messages_repository.INDEXES],
     outbox_collections=[messages_repository.COLLECTION],
+    background=[signals_out],
     api_background=[broadcast],
     settings_type=ChatSettings,
 )

@@ -7,13 +7,18 @@
 - payment due, overdue, paid and document created (ready to sign) and signed -> system
   messages in the project's conversation.
 
-Every handler is idempotent: the copy keeps the newest state by event time, assignments
-are set (not counted), and a system message's id derives from its event's id.
+Every handler is idempotent: the copy keeps the newest state by event time (a project's
+client list as its newest event has it, each task's assignee as of its newest event, a
+user's role and whether they are active), and a system message's id derives from its
+event's id. Once a project, task or user event has changed the copy, the handler
+publishes a membership signal: every API replica re-judges its open sockets of that
+project or user, and closes those of people who take part no more (live/membership.py).
 """
 
 from __future__ import annotations
 
 from chat.conversations.repository import ConversationRepository, UserCopyRepository
+from chat.live.broadcast import membership_changed
 from chat.messages.repository import MessageRepository
 from chat.messages.service import MessageService
 from gala.contracts.billing import (
@@ -62,7 +67,7 @@ async def _system(ctx: EventContext, venue_id: str, project_id: str | None, cont
 
 
 async def keep_project(event: ProjectEvent, ctx: EventContext) -> None:
-    await ConversationRepository(ctx.store).keep_project(
+    kept = await ConversationRepository(ctx.store).keep_project(
         event.venue_id,
         event.project_id,
         name=event.name,
@@ -70,6 +75,8 @@ async def keep_project(event: ProjectEvent, ctx: EventContext) -> None:
         client_ids=list(event.client_ids),
         as_of=ctx.envelope.time,
     )
+    if kept:  # a client may have left the project
+        await membership_changed(ctx.store, event.venue_id, project_id=event.project_id)
 
 
 for project_event in (ProjectCreated, ProjectUpdated, ProjectStatusChanged):
@@ -83,9 +90,11 @@ async def project_created(event: ProjectCreated, ctx: EventContext) -> None:
 
 async def keep_assignee(event: TaskEvent, ctx: EventContext) -> None:
     assignee = None if isinstance(event, TaskDeleted) else event.assignee_id
-    await ConversationRepository(ctx.store).keep_assignee(
-        event.venue_id, event.project_id, event.task_id, assignee
+    kept = await ConversationRepository(ctx.store).keep_assignee(
+        event.venue_id, event.project_id, event.task_id, assignee, as_of=ctx.envelope.time
     )
+    if kept:  # its former assignee may have had no other task of the project
+        await membership_changed(ctx.store, event.venue_id, project_id=event.project_id)
 
 
 for task_event in (TaskCreated, TaskUpdated, TaskAssigned, TaskDeleted):
@@ -93,13 +102,15 @@ for task_event in (TaskCreated, TaskUpdated, TaskAssigned, TaskDeleted):
 
 
 async def keep_user(event: UserEvent, ctx: EventContext) -> None:
-    await UserCopyRepository(ctx.store).keep(
+    kept = await UserCopyRepository(ctx.store).keep(
         event.venue_id,
         event.user_id,
         role=event.role.value,
         active=event.active,
         as_of=ctx.envelope.time,
     )
+    if kept:  # deactivated, or another role: their sockets are judged again
+        await membership_changed(ctx.store, event.venue_id, user_id=event.user_id)
 
 
 for user_event in USER_EVENTS:

@@ -1,15 +1,18 @@
 """The chat WebSocket on two replicas of the service: fan-out through the bus, the same
-order everywhere, resume without gap or duplicate, members only."""
+order everywhere, resume without gap or duplicate, members only (at connect, on every
+frame, and whenever membership changes: former members' sockets are closed on every
+replica), and the limits on what a socket may send."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -17,11 +20,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from chat.bootstrap import service
+from chat.conversations.repository import ConversationRepository
 from chat.live.broadcast import hub_of
+from chat.settings import ChatSettings, chat_settings
 from gala.app import ProcessRole, create_app
-from gala.contracts.projects import ProjectCreated
+from gala.contracts.contacts import UserDeactivated, UserEvent, UserRoleChanged
+from gala.contracts.projects import ProjectCreated, ProjectUpdated, TaskAssigned
 from gala.identity import IDENTITY_HEADER, Principal, Role
-from gala.settings import Settings
+from gala.settings import Settings, settings_as
 from gala.testing import (
     eventually,
     http_server,
@@ -60,9 +66,13 @@ class Replica:
 
 
 @asynccontextmanager
-async def replicas(infra: Settings, count: int = 2) -> AsyncIterator[list[Replica]]:
-    """``count`` chat replicas on real ports, one database and consumer group."""
-    async with own_database(service, infra) as settings, AsyncExitStack() as stack:
+async def replicas(
+    infra: Settings, count: int = 2, **overrides: Any
+) -> AsyncIterator[list[Replica]]:
+    """``count`` chat replicas on real ports, one database and consumer group (and chat
+    settings ``overrides``)."""
+    async with own_database(service, infra) as isolated, AsyncExitStack() as stack:
+        settings = settings_as(isolated, ChatSettings).model_copy(update=overrides)
         running = []
         for _ in range(count):
             app = create_app(service, ProcessRole.ALL, settings)
@@ -97,18 +107,26 @@ async def quiet(socket: ClientConnection, seconds: float = 1.0) -> list[dict]:
         return extra
 
 
+P = TypeVar("P", ProjectCreated, ProjectUpdated)
+
+
+def project_event(kind: type[P], project_id: str, venue: str, clients: list[Principal]) -> P:
+    """The project as projects publishes it, with these CLIENT users."""
+    moment = datetime(2027, 6, 12, tzinfo=UTC)
+    return kind(
+        project_id=project_id, venue_id=venue, opportunity_id="opportunity-1",
+        name="Smith wedding", status="ACTIVE", start_date=moment,
+        end_date=moment + timedelta(hours=12), client_ids=[c.user_id for c in clients],
+    )  # fmt: skip
+
+
 @pytest.fixture
 def project_on():
     """Make a project known to the replicas (its created event, as projects publishes it)."""
 
     async def make(replica: Replica, venue: str, clients: list[Principal]) -> str:
         project_id = f"project-{uuid.uuid4().hex[:10]}"
-        moment = datetime(2027, 6, 12, tzinfo=UTC)
-        created = ProjectCreated(
-            project_id=project_id, venue_id=venue, opportunity_id=str(uuid.uuid4()),
-            name="Smith wedding", status="ACTIVE", start_date=moment,
-            end_date=moment + timedelta(hours=12), client_ids=[c.user_id for c in clients],
-        )  # fmt: skip
+        created = project_event(ProjectCreated, project_id, venue, clients)
         await publish_event(replica.runtime, created, project_id)
 
         async def known() -> bool:
@@ -198,3 +216,292 @@ async def test_a_non_member_is_refused_on_the_socket(infra, project_on):
             with pytest.raises(ConnectionClosed) as closed:
                 await socket.recv()
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+
+
+# --- membership that follows changes, open sockets included ---------------------------
+
+CLOSED_WITHIN = 2.0
+"""The product's limit: a former member's sockets are closed this soon after the event."""
+
+
+async def closing(socket: ClientConnection, timeout: float = 20) -> tuple[int | None, float]:
+    """Read until the server closes ``socket``: its close code, and when (monotonic);
+    ``(None, inf)`` if it stays open for ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                await socket.recv()
+    except ConnectionClosed as closed:
+        return (closed.rcvd.code if closed.rcvd else None), time.monotonic()
+    except TimeoutError:
+        return None, float("inf")
+
+
+async def all_closed_with(sockets: list[ClientConnection], code: int, since: float) -> list[float]:
+    """Wait for each socket to be closed; assert the code and the 2 s limit; the delays."""
+    closings = await asyncio.gather(*(closing(socket) for socket in sockets))
+    delays = [at - since for _, at in closings]
+    assert [c for c, _ in closings] == [code] * len(sockets), closings
+    assert all(delay <= CLOSED_WITHIN for delay in delays), delays
+    return delays
+
+
+async def status_of(replica: Replica, who: Principal, project_id: str) -> int:
+    async with httpx.AsyncClient(base_url=replica.url) as client:
+        response = await client.get(
+            f"/api/v1/projects/{project_id}/messages", headers=replica.headers(who)
+        )
+    return response.status_code
+
+
+async def acked(socket: ClientConnection, content: str) -> dict[str, Any]:
+    """Send a message over ``socket``; the stored message (from its ack and its frame)."""
+    ref = uuid.uuid4().hex
+    await socket.send(json.dumps({"type": "message", "content": content, "ref": ref}))
+    async with asyncio.timeout(20):
+        ack: dict[str, Any] | None = None
+        while True:
+            frame = json.loads(await socket.recv())
+            if frame["type"] == "error":
+                raise AssertionError(frame)
+            if frame["type"] == "ack" and frame["ref"] == ref:
+                ack = frame
+            if ack and frame["type"] == "message" and frame["message"]["id"] == ack["id"]:
+                return dict(frame["message"])
+
+
+def someone(venue: str, role: Role) -> Principal:
+    return Principal(user_id=f"{role.lower()}-{uuid.uuid4().hex[:6]}", venue_id=venue, role=role)
+
+
+async def test_a_client_removed_from_the_project_is_closed_out_on_every_replica(infra, project_on):
+    async with replicas(infra) as (one, two):
+        venue = "venue-live-4"
+        client, admin = people(venue)
+        stays = someone(venue, Role.CLIENT)
+        project_id = await project_on(one, venue, [client, stays])
+        async with (
+            one.socket(client, project_id) as here,
+            two.socket(client, project_id) as there,
+            one.socket(admin, project_id) as admins,
+            two.socket(stays, project_id) as other_client,
+        ):
+            shorter = project_event(ProjectUpdated, project_id, venue, [stays])
+            started = time.monotonic()
+            await publish_event(two.runtime, shorter, project_id)
+            await all_closed_with([here, there], 4403, started)
+            assert await status_of(one, client, project_id) == 403  # HTTP reads the copy
+            assert await status_of(two, client, project_id) == 403
+            # the others take part as before
+            sent = await acked(other_client, "Still here")
+            assert (await messages(admins, 1))[0]["id"] == sent["id"]
+
+
+async def test_staff_unassigned_from_their_last_task_is_closed_out_on_every_replica(
+    infra, project_on
+):
+    async with replicas(infra) as (one, two):
+        venue = "venue-live-5"
+        client, _ = people(venue)
+        staff, colleague = someone(venue, Role.STAFF), someone(venue, Role.STAFF)
+        project_id = await project_on(one, venue, [client])
+
+        def task(task_id: str, assignee: Principal | None) -> TaskAssigned:
+            return TaskAssigned(
+                task_id=task_id, project_id=project_id, venue_id=venue, title="Floor plan",
+                status="TODO", assignee_id=assignee.user_id if assignee else None, position=0,
+            )  # fmt: skip
+
+        first, last = str(uuid.uuid4()), str(uuid.uuid4())
+        for task_id in (first, last):
+            await publish_event(one.runtime, task(task_id, staff), task_id)
+
+        async def assigned_twice() -> bool:
+            copy = await one.runtime.store["conversations"].find_one({"_id": project_id})
+            assignees = (copy or {}).get("assignees", {})
+            return sorted(assignees.values()) == [staff.user_id] * 2
+
+        await eventually(assigned_twice)
+        async with (
+            one.socket(staff, project_id) as here,
+            two.socket(staff, project_id) as there,
+        ):
+            # given one task to a colleague: still assigned to the other, still in
+            await publish_event(one.runtime, task(first, colleague), first)
+
+            async def reassigned() -> bool:
+                copy = await one.runtime.store["conversations"].find_one({"_id": project_id})
+                return copy is not None and copy["assignees"].get(first) == colleague.user_id
+
+            await eventually(reassigned)
+            sent = await acked(here, "On it")
+            assert (await messages(there, 1))[0]["id"] == sent["id"]
+            # the last one unassigned: out, on both replicas
+            started = time.monotonic()
+            await publish_event(two.runtime, task(last, None), last)
+            await all_closed_with([here, there], 4403, started)
+            assert await status_of(one, staff, project_id) == 403
+            assert await status_of(two, colleague, project_id) == 200
+
+
+@pytest.mark.parametrize("change", ["deactivated", "role changed"])
+async def test_a_user_deactivated_or_given_another_role_is_closed_out_on_every_replica(
+    infra, project_on, change
+):
+    async with replicas(infra) as (one, two):
+        venue = f"venue-live-6-{change.replace(' ', '-')}"
+        client, admin = people(venue)
+        manager = someone(venue, Role.PROJECT_MANAGER)
+        project_id = await project_on(one, venue, [client])
+        event: UserEvent
+        if change == "deactivated":
+            event = UserDeactivated(
+                user_id=manager.user_id, venue_id=venue, email="pm@venue.example",
+                role=Role.PROJECT_MANAGER, active=False,
+            )  # fmt: skip
+        else:  # the socket's token still says PROJECT_MANAGER: chat's copy of the user counts
+            event = UserRoleChanged(
+                user_id=manager.user_id, venue_id=venue, email="pm@venue.example",
+                role=Role.SALES, previous_role=Role.PROJECT_MANAGER, active=True,
+            )  # fmt: skip
+        async with (
+            one.socket(manager, project_id) as here,
+            two.socket(manager, project_id) as there,
+            one.socket(admin, project_id) as admins,
+        ):
+            started = time.monotonic()
+            await publish_event(one.runtime, event, manager.user_id)
+            await all_closed_with([here, there], 4403, started)
+            assert await status_of(two, manager, project_id) == 403
+            sent = await acked(admins, "Carry on")  # the others take part as before
+            assert sent["senderId"] == admin.user_id
+
+
+async def test_a_role_change_that_keeps_a_member_in_keeps_the_socket_with_the_new_role(
+    infra, project_on
+):
+    async with replicas(infra, count=1) as (one,):
+        venue = "venue-live-7"
+        client, admin = people(venue)
+        project_id = await project_on(one, venue, [client])
+        async with one.socket(admin, project_id) as socket:
+            demoted = UserRoleChanged(
+                user_id=admin.user_id, venue_id=venue, email="a@venue.example",
+                role=Role.PROJECT_MANAGER, previous_role=Role.ADMIN, active=True,
+            )  # fmt: skip
+            await publish_event(one.runtime, demoted, admin.user_id)
+
+            async def known() -> bool:
+                copy = await one.runtime.store["users"].find_one({"_id": admin.user_id})
+                return copy is not None and copy["role"] == "PROJECT_MANAGER"
+
+            await eventually(known)
+            sent = await acked(socket, "Still managing")
+            assert sent["senderRole"] == "PROJECT_MANAGER"  # not the token's ADMIN
+
+
+async def test_typing_read_and_message_frames_of_a_former_member_close_the_socket(
+    infra, project_on
+):
+    """Every frame re-judges its sender against the copy: here the copy changes as a
+    worker would change it, but no membership signal is sent (one that was lost)."""
+    async with replicas(infra, count=1, socket_recheck_seconds=600) as (one,):
+        venue = "venue-live-8"
+        client, admin = people(venue)
+        project_id = await project_on(one, venue, [client])
+        frames = [
+            {"type": "typing"},
+            {"type": "read", "seq": 1},
+            {"type": "message", "content": "hi"},
+        ]
+        async with AsyncExitStack() as stack:
+            sockets = [
+                await stack.enter_async_context(one.socket(client, project_id)) for _ in frames
+            ]
+            watcher = await stack.enter_async_context(one.socket(admin, project_id))
+            copy = ConversationRepository(one.runtime.store)
+            assert await copy.keep_project(
+                venue, project_id, name="Smith wedding", contact_id=None, client_ids=[],
+                as_of=datetime.now(UTC),
+            )  # fmt: skip
+            for socket, frame in zip(sockets, frames, strict=True):
+                started = time.monotonic()
+                await socket.send(json.dumps(frame))
+                await all_closed_with([socket], 4403, started)
+            assert await quiet(watcher) == []  # the message was not stored
+            sent = await acked(watcher, "Only us now")
+            assert sent["seq"] == 2
+
+
+async def test_every_replica_rejudges_its_sockets_periodically(infra, project_on):
+    """The safety net for a membership signal a replica could not read."""
+    async with replicas(infra, count=1, socket_recheck_seconds=0.5) as (one,):
+        venue = "venue-live-9"
+        client, _ = people(venue)
+        project_id = await project_on(one, venue, [client])
+        async with one.socket(client, project_id) as socket:
+            copy = ConversationRepository(one.runtime.store)
+            assert await copy.keep_project(
+                venue, project_id, name="Smith wedding", contact_id=None, client_ids=[],
+                as_of=datetime.now(UTC),
+            )  # fmt: skip
+            started = time.monotonic()
+            await all_closed_with([socket], 4403, started)
+
+
+# --- what a socket may send -----------------------------------------------------------
+
+
+async def test_a_frame_over_the_size_limit_closes_the_socket_with_1009(infra, project_on):
+    async with replicas(infra, count=1) as (one,):
+        assert chat_settings(one.runtime.settings).socket_max_frame_bytes == 16 * 1024
+        venue = "venue-live-10"
+        client, _ = people(venue)
+        project_id = await project_on(one, venue, [client])
+        async with one.socket(client, project_id) as socket:
+            limit = 16 * 1024
+            empty = json.dumps({"type": "typing", "pad": ""})
+            at_limit = json.dumps({"type": "typing", "pad": "x" * (limit - len(empty))})
+            assert len(at_limit.encode()) == limit
+            await socket.send(at_limit)  # up to the limit: handled
+            await acked(socket, "fine")
+            # fewer characters than the limit, more bytes (the limit is in bytes)
+            over = json.dumps({"type": "message", "content": "é" * 8200}, ensure_ascii=False)
+            assert len(over) < limit < len(over.encode())
+            await socket.send(over)
+            code, _ = await closing(socket)
+            assert code == 1009
+
+
+async def test_typing_and_read_frames_are_rate_limited_like_messages(infra, project_on):
+    async with replicas(infra, signal_rate_per_minute=4) as (one, two):
+        venue = "venue-live-11"
+        client, admin = people(venue)
+        project_id = await project_on(one, venue, [client])
+        async with one.socket(client, project_id) as sender, two.socket(admin, project_id) as seer:
+            for frame in [{"type": "typing"}] * 3 + [{"type": "read", "seq": 1}] * 2:
+                await sender.send(json.dumps(frame))
+            errors: list[dict[str, Any]] = []
+            async with asyncio.timeout(20):
+                while not errors:
+                    frame = json.loads(await sender.recv())
+                    if frame["type"] == "error":
+                        errors.append(frame)
+            assert errors[0]["detail"] == "Too many typing and read frames; slow down."
+            seen: list[str] = []
+            try:
+                async with asyncio.timeout(3):
+                    while True:
+                        frame = json.loads(await seer.recv())
+                        if frame["type"] in ("typing", "read"):
+                            seen.append(frame["type"])
+            except TimeoutError:
+                pass
+            assert seen == ["typing"] * 3 + ["read"]  # the fifth frame was dropped
+            try:  # one error frame: one frame over the rate
+                async with asyncio.timeout(1):
+                    while True:
+                        frame = json.loads(await sender.recv())
+                        assert frame["type"] != "error", frame
+            except TimeoutError:
+                pass

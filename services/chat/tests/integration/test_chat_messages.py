@@ -4,15 +4,18 @@ unread counts, and the system messages other services' events become."""
 import asyncio
 import json
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from gala.contracts.billing import PaymentDue
 from gala.contracts.chat import MESSAGE_TOPIC
-from gala.contracts.contacts import UserDeactivated
+from gala.contracts.contacts import UserDeactivated, UserRoleChanged
+from gala.contracts.projects import ProjectUpdated, TaskAssigned, TaskDeleted
 from gala.identity import Role
-from gala.testing import TopicTail, eventually
+from gala.testing import TopicTail, envelope_of_event, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -185,3 +188,99 @@ async def test_unread_counts_follow_the_read_marker(chat):
     await send(chat, client, project_id, "three")
     assert (await counts(admin))[project_id] == 1
     assert project_id not in await counts(chat.client_of(venue))
+
+
+async def _published_at(chat, event, subject: str, at: datetime) -> str:
+    """Publish ``event`` as its service would have at ``at`` (a late or redelivered one)."""
+    envelope = replace(envelope_of_event(event, subject), time=at)
+    await chat.runtime.publisher.publish(event.TOPIC, envelope)
+    return envelope.id
+
+
+async def _handled(chat, subscription: str, event_id: str) -> None:
+    async def done() -> bool:
+        marker = f"{subscription}|{event_id}"
+        return await chat.runtime.store["processed_events"].find_one({"_id": marker}) is not None
+
+    await eventually(done)
+
+
+async def test_the_copy_follows_projects_and_tasks_both_ways_newest_by_event_time(chat):
+    venue, _ = chat.new_venue()
+    client, gone = chat.client_of(venue), chat.client_of(venue)
+    project_id = await chat.project(venue, [client, gone])
+    path = messages_of(project_id)
+    staff = chat.member(venue, Role.STAFF)
+    now = datetime.now(UTC)
+
+    def project(clients, kind=ProjectUpdated):
+        return kind(
+            project_id=project_id, venue_id=venue, opportunity_id="opportunity-1",
+            contact_id="contact-1", name="Smith wedding", status="ACTIVE",
+            start_date=now, end_date=now + timedelta(hours=12),
+            client_ids=[c.user_id for c in clients],
+        )  # fmt: skip
+
+    def task(kind, assignee):
+        return kind(
+            task_id="task-1", project_id=project_id, venue_id=venue, title="Floor plan",
+            status="TODO", assignee_id=assignee.user_id if assignee else None, position=0,
+        )  # fmt: skip
+
+    # a client dropped by a shorter client list is refused at once
+    await _handled(
+        chat,
+        "conversations.project",
+        await _published_at(chat, project([client]), project_id, now + timedelta(seconds=10)),
+    )
+    assert (await chat.call("GET", path, gone)).status_code == 403
+    assert (await chat.call("GET", path, client)).status_code == 200
+    # an older project event (late, or delivered again) does not bring them back
+    late = await _published_at(chat, project([client, gone]), project_id, now)
+    await _handled(chat, "conversations.project", late)
+    assert (await chat.call("GET", path, gone)).status_code == 403
+
+    # a task assigned, then deleted; its older assignment arriving late changes nothing
+    assigned = task(TaskAssigned, staff)
+    first = await _published_at(chat, assigned, "task-1", now + timedelta(seconds=1))
+    await _handled(chat, "conversations.assignee", first)
+    assert (await chat.call("GET", path, staff)).status_code == 200
+    deleted = task(TaskDeleted, staff)
+    await _handled(
+        chat,
+        "conversations.assignee",
+        await _published_at(chat, deleted, "task-1", now + timedelta(seconds=3)),
+    )
+    assert (await chat.call("GET", path, staff)).status_code == 403
+    again = await _published_at(chat, assigned, "task-1", now + timedelta(seconds=2))
+    await _handled(chat, "conversations.assignee", again)
+    assert (await chat.call("GET", path, staff)).status_code == 403
+
+
+async def test_http_judges_a_caller_by_the_copy_of_the_user_too(chat):
+    """The gateway's token may be older than chat's copy (it caches who a user is)."""
+    venue, admin = chat.new_venue()
+    manager = chat.member(venue, Role.PROJECT_MANAGER)
+    project_id = await chat.project(venue, [chat.client_of(venue)])
+    path = messages_of(project_id)
+    assert (await send(chat, admin, project_id, "Welcome")).status_code == 201
+
+    def change(who, role, previous):
+        return UserRoleChanged(
+            user_id=who.user_id, venue_id=venue, email=f"{who.user_id}@venue.example",
+            role=role, previous_role=previous, active=True,
+        )  # fmt: skip
+
+    # demoted to SALES: refused, though the token still says PROJECT_MANAGER
+    event_id = await chat.publish(
+        change(manager, Role.SALES, Role.PROJECT_MANAGER), manager.user_id
+    )
+    await _handled(chat, "users.copy", event_id)
+    assert (await chat.call("GET", path, manager)).status_code == 403
+    assert (await send(chat, manager, project_id)).status_code == 403
+    assert (await chat.call("GET", "/api/v1/messages/unread", manager)).json()["items"] == []
+    # an ADMIN made PROJECT_MANAGER still takes part, and writes as one
+    event_id = await chat.publish(change(admin, Role.PROJECT_MANAGER, Role.ADMIN), admin.user_id)
+    await _handled(chat, "users.copy", event_id)
+    sent = await send(chat, admin, project_id, "Still here")
+    assert sent.status_code == 201 and sent.json()["senderRole"] == "PROJECT_MANAGER"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from chat.conversations.domain import Conversation, NotAMember
+from chat.conversations.domain import Conversation, NotAMember, UserCopy, as_known
 from chat.messages.domain import InvalidMessage, check_content, system_message_id
 from gala.contracts.chat import MessageType
 from gala.identity import Principal, Role
@@ -48,3 +48,23 @@ def test_what_a_message_may_not_be(kind, content, metadata):
 def test_a_system_message_id_derives_from_its_event():
     assert system_message_id("evt-1") == system_message_id("evt-1") != system_message_id("evt-2")
     check_content(MessageType.FILE, "", {"url": "https://files.example/plan.pdf"})
+
+
+def test_a_caller_is_judged_by_the_copy_of_the_user_as_well_as_by_the_token():
+    conversation = Conversation("p", "v", client_ids=("client-1",), assignees={"t": "staff-1"})
+    manager = who(Role.PROJECT_MANAGER, "pm-1")
+
+    def copy(role: Role | str, active: bool = True, user: str = "pm-1") -> UserCopy:
+        return UserCopy(user, "v", str(role), active)
+
+    assert conversation.admits(manager, None) == manager  # no event read yet: the token
+    assert conversation.admits(manager, copy(Role.PROJECT_MANAGER)) == manager
+    promoted = conversation.admits(manager, copy(Role.ADMIN))  # still in, with the new role
+    assert promoted is not None and promoted.role is Role.ADMIN
+    assert conversation.admits(manager, copy(Role.SALES)) is None  # demoted: out
+    assert conversation.admits(manager, copy(Role.PROJECT_MANAGER, active=False)) is None
+    assert conversation.admits(manager, copy("NO_SUCH_ROLE")) is None
+    # the token's role counts as well: an unassigned STAFF token is out whatever the copy
+    assert conversation.admits(who(Role.STAFF, "pm-1"), copy(Role.ADMIN)) is None
+    assert as_known(manager, copy(Role.PROJECT_MANAGER, active=False)) is None
+    assert as_known(manager, copy(Role.ADMIN, user="someone-else")) is None

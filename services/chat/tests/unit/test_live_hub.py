@@ -26,3 +26,18 @@ def test_a_user_sends_at_most_the_rate_per_minute():
     rate = SendRate(per_minute=3)
     assert [rate.allow("ada") for _ in range(4)] == [True, True, True, False]
     assert rate.allow("bob")
+
+
+async def test_a_revoked_socket_receives_nothing_and_sockets_are_found_by_user():
+    hub = LiveHub(queue_size=4)
+    ada_here, ada_there, bob = hub.join("p", ADA), hub.join("q", ADA), hub.join("p", BOB)
+    assert set(hub.of_user("v", "ada")) == {ada_here, ada_there}
+    assert hub.of_user("other-venue", "ada") == []
+    assert set(hub.of_project("p")) == {ada_here, bob}
+    assert set(hub.everyone()) == {ada_here, ada_there, bob}
+    ada_here.revoked.set()
+    hub.deliver("p", {"type": "typing", "userId": "bob"})
+    assert ada_here.queue.empty() and bob.queue.qsize() == 1
+    hub.leave(ada_here)
+    hub.leave(ada_there)
+    assert hub.of_user("v", "ada") == [] and hub.of_project("p") == [bob]

@@ -1,10 +1,11 @@
 """The only module that speaks to the store about conversations (``conversations``, one
 per project, ``_id`` = the project id): the copy of the project and its task assignees,
-and the counter that numbers its messages."""
+and the counter that numbers its messages; and ``users``, chat's copy of the venue's
+users (role, active)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,13 +13,14 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from chat.conversations.domain import Conversation
+from chat.conversations.domain import Conversation, UserCopy
 from gala.identity import venue_scoped
 from gala.projections import keep_newest
 from gala.store import Document, Index, Store
 
 COLLECTION = "conversations"
 USERS = "users"
+ASSIGNED_AS_OF = "assignedAsOf"
 INDEXES: Sequence[Index] = (Index(COLLECTION, [("venueId", ASCENDING), ("clientIds", ASCENDING)]),)
 
 
@@ -63,17 +65,36 @@ class ConversationRepository:
         return await keep_newest(self._conversations, project_id, venue_id, state, as_of)
 
     async def keep_assignee(
-        self, venue_id: str, project_id: str, task_id: str, user_id: str | None
-    ) -> None:
-        """Who a task of the project is assigned to (``None``: nobody, or deleted)."""
-        field = f"assignees.{task_id}"
-        update: Document = {"$set": {field: user_id}} if user_id else {"$unset": {field: ""}}
+        self,
+        venue_id: str,
+        project_id: str,
+        task_id: str,
+        user_id: str | None,
+        *,
+        as_of: datetime,
+    ) -> bool:
+        """Who a task of the project is assigned to (``None``: nobody, or deleted), unless
+        the copy holds a newer event of that task; ``True`` if it was written.
+
+        Each task keeps the time of its newest event beside its assignee
+        (``assignedAsOf.<task>``), so a late or redelivered older event (an assignment
+        the task has since lost, or one from before its deletion) changes nothing."""
+        field, when = f"assignees.{task_id}", f"{ASSIGNED_AS_OF}.{task_id}"
+        update: Document = {"$set": {when: as_of, "venueId": venue_id}}
+        if user_id:
+            update["$set"][field] = user_id
+        else:
+            update["$unset"] = {field: ""}
+        query: Document = {
+            "_id": project_id,
+            "venueId": venue_id,
+            "$or": [{when: {"$lte": as_of}}, {when: None}],
+        }
         try:
-            await self._conversations.update_one(
-                {"_id": project_id, "venueId": venue_id}, update, upsert=True
-            )
+            result = await self._conversations.update_one(query, update, upsert=True)
         except DuplicateKeyError:
-            await self._conversations.update_one({"_id": project_id, "venueId": venue_id}, update)
+            return False  # the copy holds a newer event of this task
+        return result.matched_count == 1 or result.upserted_id is not None
 
     async def next_seq(self, venue_id: str, project_id: str) -> int:
         """The next number of the project's messages (taken, never reused)."""
@@ -100,6 +121,26 @@ class UserCopyRepository:
         state = {"role": role, "active": active}
         return await keep_newest(self._store[USERS], user_id, venue_id, state, as_of)
 
-    async def is_deactivated(self, venue_id: str, user_id: str) -> bool:
+    async def get(self, venue_id: str, user_id: str) -> UserCopy | None:
         d = await self._store[USERS].find_one(venue_scoped(venue_id, {"_id": user_id}))
-        return d is not None and not d.get("active", True)
+        return _user(d) if d is not None else None
+
+    async def of_users(self, venue_id: str, user_ids: Iterable[str]) -> dict[str, UserCopy]:
+        """The copies of these users that chat has (a user it read nothing about is absent)."""
+        wanted = sorted(set(user_ids))
+        if not wanted:
+            return {}
+        if len(wanted) == 1:
+            one = await self.get(venue_id, wanted[0])
+            return {one.user_id: one} if one is not None else {}
+        found = self._store[USERS].find(venue_scoped(venue_id, {"_id": {"$in": wanted}}))
+        return {d["_id"]: _user(d) async for d in found}
+
+
+def _user(d: Mapping[str, Any]) -> UserCopy:
+    return UserCopy(
+        user_id=d["_id"],
+        venue_id=d["venueId"],
+        role=str(d.get("role") or ""),
+        active=bool(d.get("active", True)),
+    )

@@ -13,8 +13,17 @@ closed with 4403; 4401 without a valid identity; 4404 for an unknown project). W
 A client sends ``{"type": "message", "content": ..., "messageType": "text", "ref": ...}``
 (answered with ``{"type": "ack", "ref": ..., "seq": ...}`` once stored),
 ``{"type": "typing"}`` or ``{"type": "read", "seq": n}``. A client that stops reading is
-closed with 4008 once its queue is full; a user sending too fast gets an ``error`` frame.
-Dead sockets are closed by the server's WebSocket pings.
+closed with 4008 once its queue is full; a user sending messages faster than
+``send_rate_per_minute``, or typing and read frames faster than ``signal_rate_per_minute``,
+gets an ``error`` frame for each one over (it is dropped); a frame larger than
+``socket_max_frame_bytes`` closes the socket with 1009. Dead sockets are closed by the
+server's WebSocket pings.
+
+Membership is judged on connect, again on every frame the client sends (message, typing,
+read), and whenever chat's copy of the project, its tasks or the user changes (a client
+removed, a staff member's last task of the project given to someone else or deleted, the
+user deactivated or given another role): a caller who no longer takes part has their
+socket closed with 4403 on every replica (membership.py).
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_SLOW = 4008
+CLOSE_TOO_BIG = 1009
 INBOUND_MAX = 64
 GAP_WAIT_SECONDS = 0.5
 """How long a socket holds a message that came early before it reads the gap."""
@@ -80,6 +90,7 @@ class SendRate:
 
 
 _RATES: WeakKeyDictionary[Runtime, SendRate] = WeakKeyDictionary()
+_SIGNAL_RATES: WeakKeyDictionary[Runtime, SendRate] = WeakKeyDictionary()
 
 
 @router.websocket("/api/v1/projects/{project_id}/chat")
@@ -145,16 +156,26 @@ class _Session:
         self.last = last
         settings = chat_settings(runtime.settings)
         self.rate = _RATES.setdefault(runtime, SendRate(settings.send_rate_per_minute))
+        self.signal_rate = _SIGNAL_RATES.setdefault(
+            runtime, SendRate(settings.signal_rate_per_minute)
+        )
+        self.max_frame_bytes = settings.socket_max_frame_bytes
         self.inbound: asyncio.Queue[Frame] = asyncio.Queue(INBOUND_MAX)
+        self.too_big = asyncio.Event()
         self._sending = asyncio.Lock()  # several tasks write to the socket: a frame at a time
 
     async def run(self) -> None:
+        if self.listener.revoked.is_set():
+            await self._close(CLOSE_FORBIDDEN, "No longer a member of this conversation")
+            return
         await self._catch_up()
         tasks = [
             asyncio.create_task(self._write()),
             asyncio.create_task(self._read()),
             asyncio.create_task(self._handle_inbound()),
             asyncio.create_task(self.listener.overflowed.wait()),
+            asyncio.create_task(self.listener.revoked.wait()),
+            asyncio.create_task(self.too_big.wait()),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -162,16 +183,26 @@ class _Session:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        if self.listener.overflowed.is_set():
-            with contextlib.suppress(Exception):
-                await self.websocket.close(CLOSE_TOO_SLOW, "Too slow: reconnect with after=<seq>")
+        if self.listener.revoked.is_set():
+            await self._close(CLOSE_FORBIDDEN, "No longer a member of this conversation")
+        elif self.too_big.is_set():
+            await self._close(CLOSE_TOO_BIG, f"A frame may take at most {self.max_frame_bytes} B")
+        elif self.listener.overflowed.is_set():
+            await self._close(CLOSE_TOO_SLOW, "Too slow: reconnect with after=<seq>")
         for task in done:
             error = None if task.cancelled() else task.exception()
             if error is not None and not isinstance(error, WebSocketDisconnect):
                 log.warning("chat socket ended by an error", exc_info=error)
 
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            async with self._sending:
+                await self.websocket.close(code, reason)
+
     async def _emit(self, frame: Frame) -> None:
         async with self._sending:
+            if self.listener.revoked.is_set():
+                return  # a former member receives nothing more
             await self.websocket.send_json(frame)
 
     # --- out --------------------------------------------------------------------------
@@ -193,6 +224,8 @@ class _Session:
         if int(frame["message"]["seq"]) <= self.last:
             return  # sent already
         async with self._sending:
+            if self.listener.revoked.is_set():
+                return  # a former member receives nothing more
             await self.websocket.send_text(frame["text"])
         self.last = int(frame["message"]["seq"])
 
@@ -230,7 +263,17 @@ class _Session:
 
     async def _read(self) -> None:
         while True:
-            text = await self.websocket.receive_text()
+            received = await self.websocket.receive()
+            if received["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(received.get("code", 1000), received.get("reason"))
+            text: str | None = received.get("text")
+            size = len(text.encode()) if text is not None else len(received.get("bytes") or b"")
+            if size > self.max_frame_bytes:
+                self.too_big.set()
+                return
+            if text is None:
+                await self._emit({"type": "error", "detail": "Frames are JSON text."})
+                continue
             try:
                 frame = json.loads(text)
                 if not isinstance(frame, dict):
@@ -254,6 +297,9 @@ class _Session:
             frame = await self.inbound.get()
             try:
                 await self._handle(frame)
+            except (NotAMember, ConversationNotFound):
+                self.listener.revoked.set()  # no longer a member: the socket is closed
+                return
             except (ValueError, TypeError, KeyError) as exc:
                 await self._emit(
                     {"type": "error", "ref": frame.get("ref"), "detail": f"Bad frame: {exc}"[:500]}
@@ -264,11 +310,18 @@ class _Session:
         user_id = self.principal.user_id
         if kind == "message":
             await self._send(frame)
-        elif kind == "typing":
-            await send_signal(self.runtime, self.project_id, {"type": "typing", "userId": user_id})
-        elif kind == "read":
-            seq = await self.messages.mark_read(self.principal, self.project_id, int(frame["seq"]))
-            signal = {"type": "read", "userId": user_id, "seq": seq}
+        elif kind in ("typing", "read"):
+            if not self.signal_rate.allow(user_id):
+                detail = "Too many typing and read frames; slow down."
+                await self._emit({"type": "error", "ref": frame.get("ref"), "detail": detail})
+                return
+            if kind == "typing":
+                await self.messages.typing(self.principal, self.project_id)
+                signal: Frame = {"type": "typing", "userId": user_id}
+            else:
+                seq = int(frame["seq"])
+                seq = await self.messages.mark_read(self.principal, self.project_id, seq)
+                signal = {"type": "read", "userId": user_id, "seq": seq}
             await send_signal(self.runtime, self.project_id, signal)
         else:
             await self._emit({"type": "error", "detail": f"Unknown frame type {kind!r}."})

@@ -4,8 +4,10 @@ the sockets it serves (fan-out through the bus, no sticky sessions).
 Messages: the ``gala.message.sent.v1`` events the outbox publishes once a message is
 stored (the socket side reads the message itself from the store). Signals: typing
 indicators and read markers, published straight to ``gala.chat.signal`` (ephemeral,
-never stored). Each replica reads both topics from their end without a consumer group,
-so it receives everything published while it runs.
+never stored), and membership signals: a worker that changed chat's copy of a project
+or a user tells every replica to re-judge its open sockets of them (membership.py).
+Each replica reads both topics from their end without a consumer group, so it receives
+everything published while it runs.
 """
 
 from __future__ import annotations
@@ -19,19 +21,28 @@ from weakref import WeakKeyDictionary
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from chat.conversations.repository import ConversationRepository, UserCopyRepository
+from chat.conversations.service import Membership
 from chat.live.hub import Frame, LiveHub
+from chat.live.membership import MembershipWatch
 from chat.messages.repository import MessageRepository
 from chat.messages.schemas import MessageOut
 from chat.settings import chat_settings
 from gala.app import Runtime
 from gala.contracts.chat import MESSAGE_TOPIC, MessageSent
+from gala.events.bus import EnvelopePublisher
 from gala.events.envelope import Envelope, MalformedEnvelope
 from gala.events.topics import ensure_topics, partition_count
+from gala.store import Store
 
 log = logging.getLogger(__name__)
 SIGNAL_TOPIC: Final = "gala.chat.signal"
+MEMBERSHIP: Final = "membership"
+"""The type of the signal that makes every replica re-judge sockets (never sent to one)."""
+SIGNALLER_WAIT_SECONDS: Final = 10.0
 _HUBS: WeakKeyDictionary[Runtime, LiveHub] = WeakKeyDictionary()
 _PRODUCERS: WeakKeyDictionary[Runtime, AIOKafkaProducer] = WeakKeyDictionary()
+_SIGNALLERS: WeakKeyDictionary[Store, EnvelopePublisher] = WeakKeyDictionary()
 
 
 def message_frame(message: MessageOut) -> Frame:
@@ -58,6 +69,44 @@ async def send_signal(runtime: Runtime, project_id: str, signal: Mapping[str, An
     await producer.send(SIGNAL_TOPIC, body, key=project_id.encode())
 
 
+async def signals_out(runtime: Runtime) -> None:
+    """The worker role's loop: lets its event handlers publish membership signals (through
+    the service's acknowledged publisher) for as long as it runs."""
+    await ensure_topics(
+        runtime.settings.kafka_bootstrap,
+        [SIGNAL_TOPIC],
+        partitions=runtime.settings.topic_partitions,
+        replication_factor=runtime.settings.topic_replication_factor,
+    )
+    _SIGNALLERS[runtime.store] = runtime.publisher
+    try:
+        await asyncio.Event().wait()
+    finally:
+        _SIGNALLERS.pop(runtime.store, None)
+
+
+async def membership_changed(
+    store: Store, venue_id: str, *, project_id: str | None = None, user_id: str | None = None
+) -> None:
+    """(In an event handler, after chat's copy changed.) Every API replica re-judges its
+    open sockets of the project or of the user. Returns once the broker has the signal;
+    raises if it cannot be published, so that the handler is tried again."""
+    publisher = _SIGNALLERS.get(store)
+    deadline = asyncio.get_running_loop().time() + SIGNALLER_WAIT_SECONDS
+    while publisher is None:  # the handler may run before the loop has started
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError("membership signals cannot be published (no worker loop)")
+        await asyncio.sleep(0.05)
+        publisher = _SIGNALLERS.get(store)
+    signal: dict[str, str] = {"type": MEMBERSHIP, "venueId": venue_id}
+    if project_id is not None:
+        signal["projectId"] = project_id
+    if user_id is not None:
+        signal["userId"] = user_id
+    key = (project_id or user_id or venue_id).encode()
+    await publisher.publish_raw(SIGNAL_TOPIC, key, json.dumps(signal).encode(), [])
+
+
 async def broadcast(runtime: Runtime) -> None:
     """The API role's loop: read both topics from their end, feed this process's hub."""
     hub = hub_of(runtime)
@@ -74,6 +123,7 @@ async def broadcast(runtime: Runtime) -> None:
     await producer.start()
     await consumer.start()
     _PRODUCERS[runtime] = producer
+    watching: asyncio.Task[None] | None = None
     try:
         partitions = [
             TopicPartition(topic, n)
@@ -84,6 +134,13 @@ async def broadcast(runtime: Runtime) -> None:
         await consumer.seek_to_end(*partitions)
         for partition in partitions:
             await consumer.position(partition)  # known now: nothing after this is missed
+        membership = Membership(
+            ConversationRepository(runtime.store), UserCopyRepository(runtime.store)
+        )
+        watch = MembershipWatch(
+            hub, membership, chat_settings(runtime.settings).socket_recheck_seconds
+        )
+        watching = asyncio.create_task(watch.run(), name="chat-membership-watch")
         hub.ready.set()
         messages = MessageRepository(runtime.store, runtime.outbox)
         while True:
@@ -92,23 +149,41 @@ async def broadcast(runtime: Runtime) -> None:
                 for record in records:
                     try:
                         await _dispatch(
-                            hub, messages, partition.topic, record.headers, record.value
+                            hub, watch, messages, partition.topic, record.headers, record.value
                         )
                     except Exception:
                         log.exception("chat broadcast: a record could not be handed out")
     finally:
         hub.ready.clear()
         _PRODUCERS.pop(runtime, None)
-        await asyncio.gather(consumer.stop(), producer.stop(), return_exceptions=True)
+        if watching is not None:
+            watching.cancel()
+        await asyncio.gather(
+            consumer.stop(),
+            producer.stop(),
+            *([watching] if watching is not None else []),
+            return_exceptions=True,
+        )
 
 
 async def _dispatch(
-    hub: LiveHub, messages: MessageRepository, topic: str, headers: Any, value: bytes | None
+    hub: LiveHub,
+    watch: MembershipWatch,
+    messages: MessageRepository,
+    topic: str,
+    headers: Any,
+    value: bytes | None,
 ) -> None:
     if topic == SIGNAL_TOPIC:
         if value is None:
             return
         signal = json.loads(value)
+        if signal.get("type") == MEMBERSHIP:
+            if signal.get("projectId"):
+                watch.project_changed(str(signal["projectId"]))
+            if signal.get("userId") and signal.get("venueId"):
+                watch.user_changed(str(signal["venueId"]), str(signal["userId"]))
+            return
         project_id = str(signal.pop("projectId", ""))
         if hub.watches(project_id):
             hub.deliver(project_id, signal)

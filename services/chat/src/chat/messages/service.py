@@ -11,13 +11,9 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from chat.conversations.domain import (
-    TEAM_ROLES,
-    Conversation,
-    ConversationNotFound,
-    NotAMember,
-)
+from chat.conversations.domain import Conversation, as_known
 from chat.conversations.repository import ConversationRepository, UserCopyRepository
+from chat.conversations.service import Membership
 from chat.messages.domain import SYSTEM_SENDER, Message, check_content, system_message_id
 from chat.messages.repository import MessageRepository
 from gala.contracts.chat import MessageType
@@ -47,16 +43,16 @@ class MessageService:
         self._conversations = conversations
         self._users = users
         self._clock = clock
+        self._membership = Membership(conversations, users)
 
     async def conversation(self, principal: Principal, project_id: str) -> Conversation:
         """The project's conversation, if the caller takes part (403 otherwise)."""
-        conversation = await self._conversations.get(principal.venue_id, project_id)
-        if conversation is None:
-            raise ConversationNotFound()
-        conversation.ensure_member(principal)
-        if await self._users.is_deactivated(principal.venue_id, principal.user_id):
-            raise NotAMember()
+        conversation, _ = await self._membership.judge(principal, project_id)
         return conversation
+
+    async def typing(self, principal: Principal, project_id: str) -> None:
+        """May the caller show they are typing here? (403/404 as above.)"""
+        await self._membership.judge(principal, project_id)
 
     async def history(
         self, principal: Principal, project_id: str, limit: int, cursor: str | None
@@ -81,13 +77,13 @@ class MessageService:
         metadata: dict[str, Any] | None,
     ) -> Message:
         """Stored (with its event) before anyone receives it."""
-        conversation = await self.conversation(principal, project_id)
+        conversation, sender = await self._membership.judge(principal, project_id)
         check_content(message_type, content, metadata)
         return await self._write(
             conversation,
             message_id=str(uuid.uuid4()),
-            sender_id=principal.user_id,
-            sender_role=principal.role,
+            sender_id=sender.user_id,
+            sender_role=sender.role,
             message_type=message_type,
             content=content,
             metadata=metadata,
@@ -101,17 +97,13 @@ class MessageService:
 
     async def unread(self, principal: Principal) -> list[Unread]:
         """Per conversation the caller takes part in: messages by others not yet read."""
-        if principal.role in TEAM_ROLES:
-            conversations = await self._conversations.of_venue(principal.venue_id)
-        else:
-            conversations = [
-                c
-                for c in await self._conversations.of_venue(principal.venue_id)
-                if c.is_member(principal)
-            ]
+        user = await self._users.get(principal.venue_id, principal.user_id)
+        if as_known(principal, user) is None:
+            return []  # deactivated: takes part in nothing
+        conversations = await self._conversations.of_venue(principal.venue_id)
         counts = []
         for conversation in conversations:
-            if not conversation.is_member(principal) or not conversation.last_seq:
+            if conversation.admits(principal, user) is None or not conversation.last_seq:
                 continue
             read = await self._messages.read_up_to(conversation.project_id, principal.user_id)
             unread = await self._messages.count_unread(
