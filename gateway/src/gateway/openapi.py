@@ -10,9 +10,18 @@ from typing import Any
 
 import httpx
 
+from gala.api import PROBLEM_SCHEMA, problem_response_doc
 from gateway.routing import API_PREFIX, route_for
 
 CACHE_SECONDS = 30.0
+GATEWAY_ANSWERS = {
+    "400": "The path or the body cannot be read (a dot segment, a control character...)",
+    "413": "The request body is too large",
+    "429": "Too many requests (Retry-After says when to try again)",
+    "503": "The service is unavailable",
+    "504": "The service did not answer in time",
+}
+"""What the gateway itself may answer to any operation, before or instead of the service."""
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -57,11 +66,18 @@ def merge(documents: Mapping[str, dict[str, Any]], unavailable: list[str]) -> di
                     operation["operationId"] = f"{service}_{operation['operationId']}"
                 operation_ids.add(operation.get("operationId", ""))
                 route = route_for(method.upper(), path)
+                responses = operation["responses"] = dict(operation.get("responses", {}))
+                for status, description in GATEWAY_ANSWERS.items():
+                    responses.setdefault(status, problem_response_doc(description))
                 if route is not None and route.public:
                     operation["security"] = []
+                else:
+                    responses.setdefault("401", problem_response_doc("Not logged in"))
+                    responses.setdefault("403", problem_response_doc("Not allowed"))
                 item[method] = operation
             merged["paths"][path] = item
         schemas.update(document.get("components", {}).get("schemas", {}))
+    schemas["Problem"] = PROBLEM_SCHEMA
     return merged
 
 

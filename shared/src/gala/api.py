@@ -8,10 +8,11 @@ cursors; the errors an endpoint can answer are declared from their exception cla
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query, Request
+from fastapi import FastAPI, Query, Request
+from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -43,6 +44,58 @@ Item = TypeVar("Item", bound=BaseModel)
 class PageOut(ResponseBody, Generic[Item]):
     items: list[Item]
     next_cursor: str | None = None
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "An RFC 9457 problem: what went wrong, for people and for programs.",
+    "properties": {
+        "type": {"type": "string", "examples": ["urn:gala:problem:not-found"]},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "required": ["type", "title", "status"],
+    "additionalProperties": True,
+}
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def problem_response_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI response answered as problem+json."""
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}}}
+
+
+def openapi_with_problems(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """``app``'s OpenAPI document as it answers: FastAPI documents a validation failure
+    (422) as its own JSON, while every Gala service answers problem+json; every problem
+    response refers to one ``Problem`` schema."""
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            for item in schema.get("paths", {}).values():
+                for operation in item.values():
+                    responses = operation.get("responses", {})
+                    for status, response in responses.items():
+                        if str(status) == "422" and PROBLEM_JSON not in response.get("content", {}):
+                            responses[status] = problem_response_doc("The request is not valid")
+                        elif PROBLEM_JSON in response.get("content", {}):
+                            response["content"][PROBLEM_JSON] = {"schema": PROBLEM_REF}
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                components.pop(unused, None)
+            components["Problem"] = PROBLEM_SCHEMA
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return document
 
 
 def problems(*errors: type[GalaError]) -> dict[int | str, dict[str, Any]]:

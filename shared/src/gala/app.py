@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
 
+from gala.api import openapi_with_problems
 from gala.errors import install_problem_handlers
 from gala.events.bus import EnvelopePublisher, make_broker
 from gala.events.consumer import PROCESSED_INDEX, EventConsumer, RetryPolicy, Subscriptions
@@ -240,6 +241,7 @@ def create_app(
         version="1",
         lifespan=lifespan,
     )
+    app.openapi = openapi_with_problems(app)  # type: ignore[method-assign]
     app.state.runtime = runtime
     app.state.internal_tokens = runtime.tokens
     app.state.readiness_checks = runtime.readiness_checks

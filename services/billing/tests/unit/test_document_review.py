@@ -34,3 +34,10 @@ def test_a_clients_link_names_them_and_cannot_be_moved_to_anyone():
     for client in (None, "user 2"):
         with pytest.raises(LinkRefused):
             check_link(b"secret", "d1", expires, signature, NOW, client)
+
+
+@pytest.mark.parametrize("signature", ["a" * 63 + "é", "\udcff" * 64, "", "Z" * 64])
+def test_a_forged_signature_of_any_characters_is_refused_not_a_crash(signature):
+    expires = int((NOW + timedelta(minutes=5)).timestamp())
+    with pytest.raises(LinkRefused):
+        check_link(b"secret", "d1", expires, signature, NOW)

@@ -144,7 +144,7 @@ async def download_document(
     documents: Documents,
     document_id: str,
     expires: Annotated[int, Query(ge=0)],
-    signature: Annotated[str, Query(min_length=64, max_length=64)],
+    signature: Annotated[str, Query(pattern="^[0-9a-f]{64}$", description="The link's HMAC.")],
     client: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> StreamingResponse:
     """The file (public: the signed, expiring link is the credential; a client's link

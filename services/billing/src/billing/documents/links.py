@@ -53,5 +53,7 @@ def check_link(
 ) -> None:
     if expires < now.timestamp():
         raise LinkRefused()
-    if not hmac.compare_digest(_mac(secret, document_id, expires, client_id), signature):
+    expected = _mac(secret, document_id, expires, client_id).encode()
+    # bytes: compare_digest refuses a str holding non-ASCII characters with a TypeError
+    if not hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass")):
         raise LinkRefused()
