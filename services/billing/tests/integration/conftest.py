@@ -8,8 +8,6 @@ and read what this service publishes.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -35,6 +33,7 @@ from gala.mailsink import MailSink
 from gala.settings import Settings
 from gala.testing import (
     ServiceUnderTest,
+    StripeMockMissing,
     TopicTail,
     eventually,
     free_port,
@@ -43,6 +42,7 @@ from gala.testing import (
     running_service,
     wait_until_assigned,
 )
+from gala.testing import stripe_mock as run_stripe_mock
 
 EVENT_DATE = datetime(2027, 6, 12, 15, 0, tzinfo=UTC)
 WON_AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -147,40 +147,16 @@ Replicas = AbstractAsyncContextManager[ReplicaSet]
 
 
 STRIPE_WEBHOOK_SECRET = "whsec_gala_test_secret"
-REPO = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture(scope="session")
 async def stripe_mock() -> AsyncIterator[str]:
     """Stripe's API mock server (``make tools`` builds it; ``make test`` does so first)."""
-    named = os.environ.get("GALA_STRIPE_MOCK")  # make exports it
-    built = sorted(REPO.glob(".tools/stripe-mock-*/stripe-mock"))  # or what make built
-    binary = Path(named) if named else (built[-1] if built else None)
-    if binary is None or not binary.is_file():
-        pytest.fail(
-            "stripe-mock is not installed: run `make tools` (make test does)", pytrace=False
-        )
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        str(binary), "-http-port", str(port), "-https-port", str(free_port()),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient() as client:
-
-            async def up() -> bool:
-                try:
-                    await client.get(url)
-                except httpx.TransportError:
-                    return False
-                return True
-
-            await eventually(up, timeout=30)
-        yield url
-    finally:
-        process.terminate()
-        await process.wait()
+        async with run_stripe_mock() as url:
+            yield url
+    except StripeMockMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
 
 
 @dataclass

@@ -15,15 +15,7 @@ class ContactsSettings(Settings):
         default=10, ge=1, description="Submissions per venue form and client address per minute."
     )
     intake_max_body_bytes: int = Field(default=65_536, ge=1024)
-    intake_trusted_proxies: int = Field(
-        default=1,
-        ge=0,
-        description=(
-            "How many proxies at the end of X-Forwarded-For are ours: the gateway appends"
-            " the address it saw (1); add one per load balancer in front of the gateway."
-            " 0 ignores the header and uses the socket peer."
-        ),
-    )
+    # Client addresses come from X-Forwarded-For as the kernel's trusted_proxies says.
 
     # Meta (Facebook/Instagram) lead ads (GET/POST /api/v1/intake/meta). Leads are read
     # with each page's own access token, which the venue's ADMIN gives when mapping the

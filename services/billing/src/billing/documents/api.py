@@ -175,6 +175,7 @@ async def download_document(
 async def sign_document(
     principal: CurrentPrincipal,
     documents: Documents,
+    runtime: RuntimeDep,
     request: Request,
     document_id: str,
     body: SignIn,
@@ -186,7 +187,7 @@ async def sign_document(
     address = client_address(
         request.headers.get("x-forwarded-for"),
         request.client.host if request.client else None,
-        1,  # the gateway appends the address it saw
+        runtime.settings.trusted_proxies,
     )
     document = await documents.sign(
         principal,

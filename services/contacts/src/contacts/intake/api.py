@@ -173,7 +173,7 @@ async def submit_website_form(
     address = client_address(
         request.headers.get("x-forwarded-for"),
         request.client.host if request.client else None,
-        settings.intake_trusted_proxies,
+        settings.trusted_proxies,
     )
     venue_id = await intake.open_form(venue_key, address)
     body = await read_body(request, settings.intake_max_body_bytes)
