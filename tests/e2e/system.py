@@ -13,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from billing.bootstrap import service as billing_service
@@ -28,10 +27,11 @@ from gala.settings import Settings
 from gala.store import Store
 from gala.testing import (
     ServiceProcess,
-    eventually,
+    StripeMockMissing,
     free_port,
     gala_cli,
     start_groups_at_end,
+    stripe_mock,
     unique_name,
 )
 from pipeline.bootstrap import service as pipeline_service
@@ -66,40 +66,6 @@ STRIPE_WEBHOOK_SECRET = "whsec_gala_e2e_secret"
 REPO = Path(__file__).resolve().parents[2]
 
 
-@contextlib.asynccontextmanager
-async def stripe_mock() -> AsyncIterator[str]:
-    """Stripe's API mock server on 127.0.0.1 (``make tools`` builds it; ``make test`` and
-    ``make dev`` do so first); its base URL."""
-    named = os.environ.get("GALA_STRIPE_MOCK")  # make exports it
-    built = sorted(REPO.glob(".tools/stripe-mock-*/stripe-mock"))
-    binary = Path(named) if named else (built[-1] if built else None)
-    if binary is None or not binary.is_file():
-        pytest.fail("stripe-mock is not installed: run `make tools` (make test does)")
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        str(binary), "-http-port", str(port), "-https-port", str(free_port()),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as client:
-
-            async def up() -> bool:
-                assert process.returncode is None, "stripe-mock exited"
-                try:
-                    await client.get(url)
-                except httpx.TransportError:
-                    return False
-                return True
-
-            await eventually(up, timeout=30)
-        yield url
-    finally:
-        if process.returncode is None:
-            process.terminate()
-        await process.wait()
-
-
 @dataclass
 class System:
     gateway: str
@@ -124,12 +90,20 @@ class System:
 
 @contextlib.asynccontextmanager
 async def whole_system(
-    infra: Settings, logs: Path, *, extra_env: dict[str, str] | None = None
+    infra: Settings,
+    logs: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    services: Sequence[ServiceDefinition] = SERVICES,
 ) -> AsyncIterator[System]:
-    """Every service and the gateway as processes; stopped, and their databases dropped,
-    on leaving."""
-    async with stripe_mock() as stripe:
-        ports = {s.name: free_port() for s in SERVICES} | {"gateway": free_port()}
+    """``services`` (every one by default) and the gateway as processes; stopped, and
+    their databases dropped, on leaving."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            stripe = await stack.enter_async_context(stripe_mock())
+        except StripeMockMissing as missing:
+            pytest.fail(str(missing), pytrace=False)
+        ports = {s.name: free_port() for s in services} | {"gateway": free_port()}
         inherited = {k: v for k, v in os.environ.items() if k not in OUTSIDE}
         env = {
             **inherited,
@@ -149,8 +123,8 @@ async def whole_system(
             **{f"GALA_{name.upper()}_URL": f"http://127.0.0.1:{p}" for name, p in ports.items()},
             **(extra_env or {}),
         }  # fmt: skip
-        databases = {s.name: unique_name(f"gala_e2e_{s.name}_") for s in SERVICES}
-        groups = {s.name: unique_name(f"gala.{s.name}.e2e-") for s in SERVICES}
+        databases = {s.name: unique_name(f"gala_e2e_{s.name}_") for s in services}
+        groups = {s.name: unique_name(f"gala.{s.name}.e2e-") for s in services}
         await asyncio.gather(
             *(
                 start_groups_at_end(
@@ -160,7 +134,7 @@ async def whole_system(
                     partitions=infra.topic_partitions,
                     replication_factor=infra.topic_replication_factor,
                 )
-                for s in SERVICES
+                for s in services
             )
         )
         processes = {
@@ -175,7 +149,7 @@ async def whole_system(
                 log_file=logs / f"{s.name}.log",
                 ready_timeout=120,
             )
-            for s in SERVICES
+            for s in services
         }
         processes["gateway"] = ServiceProcess(
             "gateway", env, ports["gateway"], log_file=logs / "gateway.log", ready_timeout=120

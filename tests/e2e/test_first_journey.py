@@ -17,7 +17,6 @@ logs in with ``gala dev-token``. Then:
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,18 +26,11 @@ import httpx
 from contacts.bootstrap import service as contacts_service
 from gala.app import ServiceDefinition
 from gala.settings import Settings
-from gala.store import Store
-from gala.testing import (
-    ServiceProcess,
-    eventually,
-    free_port,
-    gala_cli,
-    start_groups_at_end,
-    unique_name,
-)
+from gala.testing import ServiceProcess, eventually, gala_cli, unique_name
 from pipeline.bootstrap import service as pipeline_service
 from projects.bootstrap import service as projects_service
 from projects.projects.domain import project_id_for
+from tests.e2e.system import whole_system
 
 SERVICES: tuple[ServiceDefinition, ...] = (contacts_service, pipeline_service, projects_service)
 EVENT_DATE = "2027-06-12T15:00:00Z"
@@ -59,67 +51,15 @@ def when(value: str) -> datetime:
 async def test_won_opportunity_becomes_one_project_even_across_a_crash(
     infra: Settings, tmp_path: Path
 ) -> None:
-    ports = {name: free_port() for name in ("contacts", "pipeline", "projects", "gateway")}
-    common = {
-        **os.environ,
-        "GALA_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
-        "GALA_MONGO_URL": infra.mongo_url,
-        "GALA_CONSUMER_START_FROM": "earliest",
-        "GALA_AUTH_DEV_MODE": "true",
-        "GALA_AUTH_DEV_KEY_DIR": str(tmp_path / "dev-auth"),
-        # one caller polls a lot: the edge's per-caller limit is not under test here
-        "GALA_RATE_LIMIT_PER_MINUTE": "100000",
-        "GALA_RATE_LIMIT_BURST": "10000",
-        **{f"GALA_{name.upper()}_PORT": str(port) for name, port in ports.items()},
-        **{f"GALA_{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items()},
-    }
-    databases = {s.name: unique_name(f"gala_e2e_{s.name}_") for s in SERVICES}
-    groups = {s.name: unique_name(f"gala.{s.name}.e2e-") for s in SERVICES}
-    await asyncio.gather(
-        *(
-            start_groups_at_end(
-                infra.kafka_bootstrap,
-                groups[s.name],
-                s.subscriptions.topics,
-                partitions=infra.topic_partitions,
-                replication_factor=infra.topic_replication_factor,
-            )
-            for s in SERVICES
-        )
-    )
-    processes = {
-        s.name: ServiceProcess(
-            s.name,
-            {
-                **common,
-                "GALA_MONGO_DATABASE": databases[s.name],
-                "GALA_CONSUMER_GROUP": groups[s.name],
-            },
-            ports[s.name],
-            log_file=tmp_path / f"{s.name}.log",
-        )
-        for s in SERVICES
-    }
-    processes["gateway"] = ServiceProcess(
-        "gateway", common, ports["gateway"], log_file=tmp_path / "gateway.log"
-    )
-    try:
-        async with asyncio.TaskGroup() as starting:
-            for process in processes.values():
-                starting.create_task(process.start())
-        await journey(common, processes["gateway"].url, processes["projects"])
-    except BaseException:
-        for name, process in processes.items():
-            print(f"--- {name} output (last lines) ---\n{process.output()[-6000:]}")
-        raise
-    finally:
-        await asyncio.gather(*(p.stop() for p in processes.values()), return_exceptions=True)
-        store = Store(infra.mongo_url, "admin")
+    # one caller polls a lot: the edge's per-caller limit is not under test here
+    limits = {"GALA_RATE_LIMIT_PER_MINUTE": "100000", "GALA_RATE_LIMIT_BURST": "10000"}
+    async with whole_system(infra, tmp_path, extra_env=limits, services=SERVICES) as system:
         try:
-            for database in databases.values():
-                await store.client.drop_database(database)
-        finally:
-            await store.close()
+            await journey(system.env, system.gateway, system.processes["projects"])
+        except BaseException:
+            for name, process in system.processes.items():
+                print(f"--- {name} output (last lines) ---\n{process.output()[-6000:]}")
+            raise
 
 
 async def journey(env: dict[str, str], gateway: str, projects: ServiceProcess) -> None:

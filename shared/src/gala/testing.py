@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import signal
 import socket
 import sys
@@ -561,3 +562,47 @@ async def start_groups_at_end(
                 await asyncio.sleep(0.2)
     finally:
         await consumer.stop()
+
+
+class StripeMockMissing(RuntimeError):
+    """stripe-mock is not built (``make tools`` builds it; ``make test`` does so first)."""
+
+
+def stripe_mock_binary() -> Path:
+    """Where ``make tools`` put Stripe's API mock server (``GALA_STRIPE_MOCK`` names it)."""
+    named = os.environ.get("GALA_STRIPE_MOCK")  # make exports it
+    repo = Path(__file__).resolve().parents[3]
+    built = sorted(repo.glob(".tools/stripe-mock-*/stripe-mock"))
+    binary = Path(named) if named else (built[-1] if built else None)
+    if binary is None or not binary.is_file():
+        raise StripeMockMissing("stripe-mock is not installed: run `make tools` (make test does)")
+    return binary
+
+
+@asynccontextmanager
+async def stripe_mock() -> AsyncIterator[str]:
+    """Stripe's API mock server on a free loopback port, until the block ends; its URL.
+    (Its API wants a valid-looking test key: ``sk_test_`` and letters or digits.)"""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        str(stripe_mock_binary()), "-http-port", str(port), "-https-port", str(free_port()),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+
+            async def up() -> bool:
+                assert process.returncode is None, "stripe-mock exited"
+                try:
+                    await client.get(url)
+                except httpx.TransportError:
+                    return False
+                return True
+
+            await eventually(up, timeout=30)
+        yield url
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await process.wait()
