@@ -25,16 +25,18 @@ from typing import Annotated, Any
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
 
+from gala import metrics
 from gala.api import openapi_with_problems
 from gala.errors import install_problem_handlers
 from gala.events.bus import EnvelopePublisher, make_broker
 from gala.events.consumer import PROCESSED_INDEX, EventConsumer, RetryPolicy, Subscriptions
 from gala.events.model import Event
 from gala.events.outbox import Outbox, OutboxRelay
-from gala.events.topics import dead_letter_topic, ensure_topics
+from gala.events.topics import LagReader, dead_letter_topic, ensure_topics
 from gala.health import Check, health_router
 from gala.identity import InternalTokens
 from gala.logging import configure_logging
+from gala.metrics import HttpMetricsMiddleware, metrics_router
 from gala.middleware import RequestMiddleware
 from gala.settings import Settings, load_settings, settings_as
 from gala.store import Index, Store
@@ -121,6 +123,7 @@ class Runtime:
             self.store,
             self.publisher,
             definition.outbox_collections,
+            service=definition.name,
             poll_interval=settings.outbox_poll_interval_seconds,
             lease_seconds=settings.outbox_lease_seconds,
             concurrency=settings.outbox_concurrency,
@@ -193,10 +196,36 @@ class Runtime:
         ]
         for loop in loops:
             self._background.append(asyncio.create_task(loop(self), name=loop.__qualname__))
+        self._background.append(asyncio.create_task(self._measure(), name="gala-metrics"))
         log.info(
             "service started",
             extra={"role": self.role.value, "topics": self.definition.topics()},
         )
+
+    async def _measure(self) -> None:
+        """Keep the gauges that need a look at the store or the broker up to date: the
+        outbox's pending documents and oldest age, and (consuming roles) the group's lag."""
+        lag = (
+            LagReader(
+                self.settings.kafka_bootstrap,
+                self.consumer.group_id,
+                self.consumer.subscriptions.topics,
+            )
+            if self.consumer is not None
+            else None
+        )
+
+        async def once() -> bool:
+            await self.relay.measure()
+            if lag is not None:
+                metrics.set_lag(lag.group, await lag.read())
+            return False
+
+        try:
+            await keep_polling(once, self.settings.metrics_interval_seconds, "measuring")
+        finally:
+            if lag is not None:
+                await lag.close()
 
     async def stop(self) -> None:
         """Stop in reverse order; a part that does not stop in time is left behind, logged,
@@ -246,8 +275,10 @@ def create_app(
     app.state.internal_tokens = runtime.tokens
     app.state.readiness_checks = runtime.readiness_checks
     install_problem_handlers(app)
+    app.add_middleware(HttpMetricsMiddleware, service=definition.name)
     app.add_middleware(RequestMiddleware)
     app.include_router(health_router())
+    app.include_router(metrics_router())
     if role.serves_api:
         for router in definition.routers:
             app.include_router(router)

@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     outbox_lease_seconds: float = Field(default=30.0, gt=0)
     outbox_concurrency: int = Field(default=8, ge=1)
 
+    # Metrics (GET /metrics): how often the gauges that read the store or the broker
+    # (outbox pending and oldest age, consumer lag) are refreshed.
+    metrics_interval_seconds: float = Field(default=15.0, gt=0)
+
     # Identity forwarded by the gateway.
     internal_token_secret: SecretStr = Field(
         default=SecretStr(""), description="At least 32 characters, shared by every process."

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ from opentelemetry import trace
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
-from gala import context
+from gala import context, metrics
 from gala.events.bus import EnvelopePublisher
 from gala.events.envelope import Envelope, MalformedEnvelope
 from gala.events.model import Event, UnknownEventType, registry
@@ -279,8 +280,11 @@ class EventConsumer:
     ) -> None:
         processed = self.store[PROCESSED]
         marker = f"{subscription.name}|{event_context.envelope.id}"
+        event_type = event_context.envelope.type
         if await processed.find_one({"_id": marker}, {"_id": 1}) is not None:
+            metrics.record_event(self.service, event_type, "duplicate", None)
             return
+        started = time.perf_counter()
         attempt = 0
         while True:
             attempt += 1
@@ -291,19 +295,27 @@ class EventConsumer:
                 raise
             except PermanentError as exc:
                 await self._dead_letter(record, exc, attempts=attempt, handler=subscription.name)
+                metrics.record_event(
+                    self.service, event_type, "dead_lettered", time.perf_counter() - started
+                )
                 return
             except Exception as exc:
                 if attempt >= self.retry.max_attempts:
                     await self._dead_letter(
                         record, exc, attempts=attempt, handler=subscription.name
                     )
+                    metrics.record_event(
+                        self.service, event_type, "dead_lettered", time.perf_counter() - started
+                    )
                     return
+                metrics.record_event(self.service, event_type, "retried", None)
                 delay = self.retry.backoff(attempt)
                 log.warning(
                     "handler failed; retrying",
                     extra={"handler": subscription.name, "attempt": attempt, "error": repr(exc)},
                 )
                 await asyncio.sleep(delay)
+        metrics.record_event(self.service, event_type, "ok", time.perf_counter() - started)
         # A concurrent delivery may have finished first; the effect is idempotent.
         with contextlib.suppress(DuplicateKeyError):
             await processed.insert_one(
@@ -325,6 +337,7 @@ class EventConsumer:
         handler: str | None,
     ) -> None:
         """Park the message with its error. Retries until Kafka takes it: never skipped."""
+        metrics.DEAD_LETTERS.labels(self.service, _known_type(record)).inc()
         headers = [(name, value or b"") for name, value in record.headers]
         headers += [
             ("gala_dlq_error", f"{type(error).__name__}: {error}"[:4000].encode()),
@@ -360,3 +373,15 @@ class EventConsumer:
             except Exception:
                 log.exception("publishing to the dead-letter topic failed; retrying")
                 await asyncio.sleep(self.retry.backoff(min(attempt, 10)))
+
+
+def _known_type(record: ConsumerRecord[Any, Any]) -> str:
+    """The record's event type as a metric label: a registered type, else ``unknown`` (a
+    poison message must not invent label values)."""
+    raw = dict(record.headers).get("ce_type") or b""
+    name = raw.decode("utf-8", errors="replace")
+    try:
+        registry.get(name)
+    except UnknownEventType:
+        return "unknown"
+    return name

@@ -29,12 +29,13 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.results import UpdateResult
 
-from gala import context
+from gala import context, metrics
 from gala.events.bus import EnvelopePublisher
 from gala.events.envelope import Envelope
 from gala.events.model import Event
 from gala.store import Document, Index, Store
 from gala.tracing import current_traceparent
+from gala.values import utc_millis
 
 log = logging.getLogger(__name__)
 
@@ -240,10 +241,12 @@ class OutboxRelay:
         publisher: EnvelopePublisher,
         collections: Sequence[str],
         *,
+        service: str,
         poll_interval: float = 5.0,
         lease_seconds: float = 30.0,
         concurrency: int = 8,
     ) -> None:
+        self._service = service
         self._store = store
         self._publisher = publisher
         self._collections = list(collections)
@@ -324,6 +327,26 @@ class OutboxRelay:
                     break  # the rest is leased by other replicas
         return published
 
+    async def measure(self, sample: int = 1000) -> tuple[dict[str, int], float]:
+        """Pending documents per collection and the age of the oldest pending event (of
+        at most ``sample`` pending documents per collection, through the pending index),
+        also set as the outbox gauges."""
+        now = datetime.now(UTC)
+        pending: dict[str, int] = {}
+        oldest = now
+        for name in self._collections:
+            collection = self._store[name]
+            pending[name] = await collection.count_documents({PENDING: True})
+            found = collection.find({PENDING: True}, {f"{OUTBOX}.time": 1}).limit(sample)
+            async for document in found:
+                for entry in document.get(OUTBOX) or []:
+                    moment = entry.get("time")
+                    if isinstance(moment, datetime):
+                        oldest = min(oldest, utc_millis(moment))
+        age = (now - oldest).total_seconds()
+        metrics.set_outbox(self._service, pending, age)
+        return pending, age
+
     async def _relay_ids(self, collection: AsyncCollection[Document], ids: list[Any]) -> int:
         published = 0
         for start in range(0, len(ids), self._batch):
@@ -363,7 +386,12 @@ class OutboxRelay:
         sent: list[Document] = []
         try:
             for entry in entries:
-                await self._publisher.publish(entry["topic"], envelope_of(entry))
+                try:
+                    await self._publisher.publish(entry["topic"], envelope_of(entry))
+                except Exception:
+                    metrics.OUTBOX_FAILURES.labels(self._service).inc()
+                    raise
+                metrics.OUTBOX_PUBLISHED.labels(self._service).inc()
                 sent.append(entry)
         finally:
             # Remove what went out and release the lease, even when a publish failed,

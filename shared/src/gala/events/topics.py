@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -73,3 +74,47 @@ async def partition_count(bootstrap: str, topic: str) -> int:
         return len(description["partitions"]) if description["error_code"] == 0 else 0
     finally:
         await admin.close()
+
+
+class LagReader:
+    """A consumer group's lag per partition of its topics: each partition's end offset
+    minus the group's committed offset (the whole partition when nothing is committed
+    yet). One admin client and one offset-reading consumer, kept open between reads."""
+
+    def __init__(self, bootstrap: str, group: str, topics: Iterable[str]) -> None:
+        self.group = group
+        self.topics = sorted(topics)
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="gala-lag")
+        self._offsets = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, client_id="gala-lag", enable_auto_commit=False
+        )
+        self._started = False
+
+    async def read(self) -> dict[tuple[str, int], int]:
+        if not self._started:
+            await self._admin.start()
+            await self._offsets.start()
+            self._started = True
+        partitions = [
+            TopicPartition(description["topic"], part["partition"])
+            for description in await self._admin.describe_topics(self.topics)
+            if description["error_code"] == 0
+            for part in description["partitions"]
+        ]
+        if not partitions:
+            return {}
+        ends = await self._offsets.end_offsets(partitions)
+        beginnings = await self._offsets.beginning_offsets(partitions)
+        committed = await self._admin.list_consumer_group_offsets(self.group)
+        lag = {}
+        for tp in partitions:
+            done = committed.get(tp)
+            start = done.offset if done is not None and done.offset >= 0 else beginnings[tp]
+            lag[(tp.topic, tp.partition)] = max(0, ends[tp] - start)
+        return lag
+
+    async def close(self) -> None:
+        if self._started:
+            await self._offsets.stop()
+            await self._admin.close()
+            self._started = False
