@@ -92,6 +92,8 @@ class JsonFormatter(logging.Formatter):
             "span_id": span_id,
             "request_id": context.request_id.get(),
             "correlation_id": context.correlation_id.get(),
+            # while an event is handled, the event's id (it causes what is logged)
+            "event_id": context.causation_id.get(),
         }
         entry = {k: v for k, v in entry.items() if v is not None}
         for key, value in record.__dict__.items():

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from prometheus_client import REGISTRY
 
 from gala.contracts.contacts import ContactCreated
 from gala.identity import Role
@@ -97,11 +98,17 @@ async def test_each_reminder_fires_once_across_two_replicas_and_mails_the_client
         assert len(sink.sent_to(email)) == 3
 
 
+def fired(kind: str) -> float:
+    """``gala_reminders_fired_total`` of this process (the replicas run in it)."""
+    return REGISTRY.get_sample_value("gala_reminders_fired_total", {"kind": kind}) or 0.0
+
+
 async def test_many_reminders_due_at_once_go_out_once_each(billing_replicas):
     async with billing_replicas(**{**FAST, "reminders_after_due": []}) as running:
         one, sink, payment_events = running.replicas[0], running.sink, running.payment_events
         venue, _ = one.new_venue()
         contact_id, email = await client_contact(one, venue)
+        fired_before = {kind: fired(kind) for kind in ("due", "overdue")}
         deposits = await asyncio.gather(
             *(deposit_due_in(one, venue, contact_id, seconds=8) for _ in range(8))
         )
@@ -122,6 +129,11 @@ async def test_many_reminders_due_at_once_go_out_once_each(billing_replicas):
                 "gala.payment.overdue.v1",
             ]
         assert len(sink.sent_to(email)) == 16
+        # the metrics count each reminder once, whichever replica sent it
+        assert {kind: fired(kind) - n for kind, n in fired_before.items()} == {
+            "due": 8,
+            "overdue": 8,
+        }
 
 
 async def test_a_mail_server_that_is_down_is_retried_without_holding_up_events(

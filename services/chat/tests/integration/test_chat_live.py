@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -505,3 +506,21 @@ async def test_typing_and_read_frames_are_rate_limited_like_messages(infra, proj
                         assert frame["type"] != "error", frame
             except TimeoutError:
                 pass
+
+
+async def test_open_sockets_are_counted_in_the_metrics(infra, project_on):
+    def open_sockets() -> float:
+        return REGISTRY.get_sample_value("gala_chat_open_sockets") or 0.0
+
+    async with replicas(infra, count=1) as (one,):
+        venue = "venue-live-metrics"
+        client, admin = people(venue)
+        project_id = await project_on(one, venue, [client])
+        before = open_sockets()
+        async with one.socket(client, project_id), one.socket(admin, project_id):
+            await eventually(lambda: _equals(open_sockets, before + 2), timeout=10)
+        await eventually(lambda: _equals(open_sockets, before), timeout=10)
+
+
+async def _equals(read, expected: float) -> bool:
+    return read() == expected

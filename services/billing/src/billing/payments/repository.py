@@ -212,6 +212,12 @@ class PaymentRepository(AggregateRepository[Payment]):
             where.query(venue_id), PageRequest(sort=SORT, limit=limit, cursor=cursor)
         )
 
+    async def count_due(self, now: datetime) -> int:
+        """How many open installments have a reminder time that has come."""
+        return await self.collection.count_documents(
+            {"nextReminderAt": {"$lte": now}, "status": {"$in": OPEN}}
+        )
+
     async def claim_due(self, now: datetime, lease: timedelta) -> Payment | None:
         """Take the installment whose reminder time came first, for ``lease``: its look-
         again time moves past the lease (another worker takes it over then if this one

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from prometheus_client import Counter, Gauge
+
 from billing.contacts.repository import ContactCopyRepository
 from billing.deals.repository import DealRepository
 from billing.payments.domain import Payment
@@ -27,6 +29,13 @@ from gala.app import Runtime, keep_polling
 from gala.concurrency import save_attempts
 from gala.store import utc_now
 
+REMINDERS_DUE = Gauge(
+    "gala_reminders_due",
+    "Installments whose next reminder time has come and that no worker has taken yet.",
+)
+REMINDERS_FIRED = Counter(
+    "gala_reminders_fired", "Payment reminders sent, by kind (due, overdue).", ["kind"]
+)
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
@@ -61,6 +70,7 @@ class ReminderWorker:
 
     async def run_once(self) -> int:
         """Claim and handle up to a batch of installments; answers how many."""
+        REMINDERS_DUE.set(await self._payments.count_due(self._clock()))
         claimed: list[Payment] = []
         for _ in range(self._settings.reminder_batch):
             payment = await self._payments.claim_due(self._clock(), self._schedule.lease)
@@ -84,6 +94,7 @@ class ReminderWorker:
         if not await self._payments.save(payment):
             return  # changed meanwhile: that change planned its reminders again
         if reminder is not None:
+            REMINDERS_FIRED.labels(reminder.kind.value).inc()
             log.info(
                 "payment reminder",
                 extra={"paymentId": payment.id, "reminder": reminder.key},

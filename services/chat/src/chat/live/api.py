@@ -37,6 +37,7 @@ from collections import deque
 from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, WebSocket
+from prometheus_client import Gauge
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
@@ -54,6 +55,7 @@ from gala.contracts.chat import MessageType
 from gala.errors import Unauthorized
 from gala.identity import IDENTITY_HEADER, Principal
 
+OPEN_SOCKETS = Gauge("gala_chat_open_sockets", "Chat sockets this replica serves now.")
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["chat"])
 CLOSE_UNAUTHORIZED = 4401
@@ -118,10 +120,14 @@ async def chat_socket(websocket: WebSocket, project_id: str) -> None:
             await _refuse(websocket, CLOSE_FORBIDDEN, "Not a member of this conversation")
             return
         await websocket.accept()
-        after = websocket.query_params.get("after")
-        last = int(after) if after and after.isdigit() else conversation.last_seq
-        session = _Session(websocket, runtime, messages, principal, project_id, listener, last)
-        await session.run()
+        OPEN_SOCKETS.inc()
+        try:
+            after = websocket.query_params.get("after")
+            last = int(after) if after and after.isdigit() else conversation.last_seq
+            session = _Session(websocket, runtime, messages, principal, project_id, listener, last)
+            await session.run()
+        finally:
+            OPEN_SOCKETS.dec()
     finally:
         hub.leave(listener)
 
