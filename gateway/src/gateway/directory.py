@@ -8,7 +8,7 @@ from urllib.parse import quote
 import httpx
 
 from gala.errors import Forbidden, ServiceUnavailable
-from gala.identity import IDENTITY_HEADER, InternalTokens, Principal
+from gala.identity import IDENTITY_HEADER, PEOPLE_ROLES, InternalTokens, Principal
 
 NEGATIVE_CACHE_SECONDS = 5.0
 
@@ -55,7 +55,10 @@ class UserDirectory:
         user = response.json()
         if not user.get("active", False):
             return None
-        return Principal(user_id=user["id"], venue_id=user["venueId"], role=user["role"])
+        principal = Principal(user_id=user["id"], venue_id=user["venueId"], role=user["role"])
+        if principal.role not in PEOPLE_ROLES:
+            return None  # a login is a person: never a partner app's role
+        return principal
 
     def forget(self, subject: str | None = None) -> None:
         if subject is None:

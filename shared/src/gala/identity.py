@@ -31,6 +31,13 @@ class Role(StrEnum):
     PROJECT_MANAGER = "PROJECT_MANAGER"
     STAFF = "STAFF"
     CLIENT = "CLIENT"
+    PARTNER = "PARTNER"
+    """A partner app's API key (``gala_pk_...``) of one venue: its events and webhooks only.
+    Never a person's role: the users API refuses it."""
+
+
+PEOPLE_ROLES: frozenset[Role] = frozenset(role for role in Role if role is not Role.PARTNER)
+"""The roles a person (a user of the contacts service) may hold."""
 
 
 class Principal(BaseModel):

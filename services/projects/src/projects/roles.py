@@ -15,5 +15,6 @@ status."""
 WHOLE_VENUE: Final = frozenset({Role.ADMIN, Role.PROJECT_MANAGER, Role.SALES})
 """See every project and task of the venue. A STAFF user sees only the projects where a
 task is assigned to them (and every task of those); any other is "not found"."""
-EVERYONE: Final = frozenset(Role)
-"""Staff and clients: a CLIENT sees only their own projects and client-visible tasks."""
+EVERYONE: Final = TEAM | {Role.CLIENT}
+"""Staff and clients: a CLIENT sees only their own projects and client-visible tasks.
+Never a partner app's key (PARTNER): it reads the venue's event log, not its projects."""

@@ -15,6 +15,7 @@ from contacts.users.domain import (
     ConcurrentUpdate,
     InvalidUser,
     LastActiveAdmin,
+    PersonRole,
     UserAccessDenied,
     UserAlreadyExists,
     UserNotFound,
@@ -58,14 +59,18 @@ async def get_me(principal: CurrentPrincipal, users: Users) -> UserOut:
 async def list_users(
     principal: CurrentPrincipal,
     users: Users,
-    role: Role | None = None,
+    role: PersonRole | None = None,
     active: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> UserPageOut:
     """The venue's users in a stable order, a page at a time (not for CLIENTs)."""
     items, next_cursor = await users.list_users(
-        principal, role=role, active=active, limit=limit, cursor=cursor
+        principal,
+        role=Role(role) if role is not None else None,
+        active=active,
+        limit=limit,
+        cursor=cursor,
     )
     return UserPageOut(items=[UserOut.of(user) for user in items], next_cursor=next_cursor)
 

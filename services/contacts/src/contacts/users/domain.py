@@ -15,7 +15,8 @@ Rules:
 - an ADMIN may change anyone's name, image, role and active flag; anyone else may
   change only their own name and image (sending their current role or active flag
   unchanged is not a change, and is allowed);
-- the last active ADMIN of a venue can be neither demoted nor deactivated.
+- the last active ADMIN of a venue can be neither demoted nor deactivated;
+- a person never holds the PARTNER role (a partner app's API key's).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -36,7 +38,7 @@ from gala.contracts.contacts import (
     UserUpdated,
 )
 from gala.errors import Conflict, Forbidden, GalaError, InvalidInput, NotFound
-from gala.identity import Principal, Role
+from gala.identity import PEOPLE_ROLES, Principal, Role
 from gala.values import UNSET, Unset
 
 EMAIL_MAX = 254
@@ -47,6 +49,18 @@ VENUE_ID_MAX = 128
 
 DIRECTORY_ROLES: Final = frozenset({Role.ADMIN, Role.SALES, Role.PROJECT_MANAGER, Role.STAFF})
 """Roles that may read the whole directory of their venue."""
+
+
+class PersonRole(StrEnum):
+    """The roles a person may hold: every role but PARTNER (a partner app's API key,
+    never a user). What the users API accepts and documents."""
+
+    ADMIN = Role.ADMIN.value
+    SALES = Role.SALES.value
+    PROJECT_MANAGER = Role.PROJECT_MANAGER.value
+    STAFF = Role.STAFF.value
+    CLIENT = Role.CLIENT.value
+
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 
@@ -149,6 +163,17 @@ def check_venue_id(value: str) -> str:
     return _plain_identifier(value, "venueId", VENUE_ID_MAX)
 
 
+def person_role(role: Role | str) -> Role:
+    """A role a person may hold; PARTNER (a partner app's key) is refused."""
+    try:
+        checked = Role(role)
+    except ValueError as exc:
+        raise InvalidUser(f"{role!r} is not a role.") from exc
+    if checked not in PEOPLE_ROLES:
+        raise InvalidUser(f"A user cannot have the role {checked.value}: it is a partner app's.")
+    return checked
+
+
 def to_millis(moment: datetime) -> datetime:
     """UTC, truncated to what the store keeps (milliseconds): what is saved is what is read."""
     if moment.tzinfo is None:
@@ -228,7 +253,7 @@ class User:
             venue_id=check_venue_id(venue_id),
             auth_subject=check_auth_subject(auth_subject),
             email=normalize_email(email),
-            role=Role(role),
+            role=person_role(role),
             name=normalize_name(name),
             image=normalize_image(image),
             email_verified=to_millis(email_verified) if email_verified is not None else None,
@@ -274,6 +299,7 @@ class User:
         name = self.name if isinstance(patch.name, Unset) else normalize_name(patch.name)
         image = self.image if isinstance(patch.image, Unset) else normalize_image(patch.image)
         role, active = self._target(patch)
+        role = person_role(role)
         if actor.role is not Role.ADMIN and (role is not self.role or active != self.active):
             raise UserAccessDenied("Only an ADMIN can change a role or the active flag.")
         if self.removes_active_admin(patch):

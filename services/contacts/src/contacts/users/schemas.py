@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, Field, StrictBool, field_validator
 from contacts.users.domain import (
     AUTH_SUBJECT_MAX,
     VENUE_ID_MAX,
+    PersonRole,
     User,
     UserPatch,
 )
@@ -43,7 +44,7 @@ class UserOut(ResponseBody):
     name: str | None
     image: str | None
     email_verified: datetime | None
-    role: Role
+    role: PersonRole
     venue_id: str
     active: bool
     created_at: datetime
@@ -58,7 +59,7 @@ class UserOut(ResponseBody):
             name=user.name,
             image=user.image,
             email_verified=user.email_verified,
-            role=user.role,
+            role=PersonRole(user.role.value),
             venue_id=user.venue_id,
             active=user.active,
             created_at=user.created_at,
@@ -76,7 +77,7 @@ class UserPageOut(ResponseBody):
 class CreateUserIn(RequestBody):
     auth_subject: AuthSubject
     email: Email
-    role: Role
+    role: PersonRole
     name: Name | None = None
     image: ImageUrl | None = None
     email_verified: AwareDatetime | None = None
@@ -85,7 +86,7 @@ class CreateUserIn(RequestBody):
         return NewUser(
             auth_subject=self.auth_subject,
             email=self.email,
-            role=self.role,
+            role=Role(self.role),
             name=self.name,
             image=self.image,
             email_verified=self.email_verified,
@@ -97,7 +98,7 @@ class UpdateUserIn(RequestBody):
 
     name: Name | None = None
     image: ImageUrl | None = None
-    role: Role | None = None
+    role: PersonRole | None = None
     active: StrictBool | None = None
 
     @field_validator("role", "active")
@@ -113,7 +114,7 @@ class UpdateUserIn(RequestBody):
         return UserPatch(
             name=self.name if "name" in sent else UNSET,
             image=self.image if "image" in sent else UNSET,
-            role=self.role if "role" in sent and self.role is not None else UNSET,
+            role=Role(self.role) if "role" in sent and self.role is not None else UNSET,
             active=self.active if "active" in sent and self.active is not None else UNSET,
         )
 
@@ -127,7 +128,7 @@ class UserRefOut(ResponseBody):
     id: str
     auth_subject: str
     venue_id: str
-    role: Role
+    role: PersonRole
     active: bool
     email: str
     name: str | None
@@ -138,7 +139,7 @@ class UserRefOut(ResponseBody):
             id=user.id,
             auth_subject=user.auth_subject,
             venue_id=user.venue_id,
-            role=user.role,
+            role=PersonRole(user.role.value),
             active=user.active,
             email=user.email,
             name=user.name,
@@ -153,10 +154,10 @@ class InternalCreateUserIn(RequestBody):
     venue_id: VenueIdField
     auth_subject: AuthSubject
     email: Email
-    role: Role
+    role: PersonRole
     name: Name | None = None
 
     def to_new_user(self) -> NewUser:
         return NewUser(
-            auth_subject=self.auth_subject, email=self.email, role=self.role, name=self.name
+            auth_subject=self.auth_subject, email=self.email, role=Role(self.role), name=self.name
         )
