@@ -4,14 +4,19 @@
   venue's first ADMIN, typically) through the contacts service's internal API.
 - ``gala dev-token --email E`` prints a session token for that user, signed with the
   local dev key that a gateway in dev mode (``make dev``) trusts.
+- ``gala ops lag|dlq list|dlq show|dlq redrive|replay|outbox`` looks at and acts on the
+  event flow (consumer lag, dead letters, replays, outboxes); ``gala.ops`` does the work.
+  Each prints what it found or did as a table, or as JSON with ``--json``.
 
 They read the same ``GALA_`` settings as the gateway (contacts URL, internal secret,
-dev key folder, issuer).
+dev key folder, issuer); ``gala ops`` reads those of the services (Kafka bootstrap,
+store URL, database and consumer group overrides).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -19,8 +24,9 @@ from typing import Any
 
 import httpx
 
-from gala.identity import IDENTITY_HEADER, InternalTokens, Role
-from gala.settings import load_settings
+from gala import ops
+from gala.identity import IDENTITY_HEADER, PEOPLE_ROLES, InternalTokens, Role
+from gala.settings import Settings, load_settings
 from gateway.devauth import SigningKey
 from gateway.settings import GatewaySettings
 
@@ -88,6 +94,177 @@ def dev_token(settings: GatewaySettings, args: argparse.Namespace) -> str:
     return key.mint(subject, issuer=dev.issuer(), ttl_seconds=args.ttl)
 
 
+# --- gala ops ---------------------------------------------------------------------------
+
+
+def _targets(settings: Settings, args: argparse.Namespace) -> list[ops.Target]:
+    names = [args.service] if args.service else ops.installed_services()
+    group = getattr(args, "group", None)
+    if group and not args.service:
+        raise CliError("--group needs --service")
+    return [ops.Target.of(ops.load_service(name), settings, group) for name in names]
+
+
+def _target(settings: Settings, args: argparse.Namespace) -> ops.Target:
+    (target,) = _targets(settings, args)
+    return target
+
+
+async def run_ops(settings: Settings, args: argparse.Namespace) -> tuple[Any, str]:
+    """Run one ``gala ops`` command: (what to print with ``--json``, the readable text)."""
+    if args.ops == "lag":
+        rows = [row.__dict__ for row in await ops.lag(settings, _targets(settings, args))]
+        return rows, _table(
+            rows, ["service", "group", "topic", "partition", "committed", "end", "lag"]
+        )
+    if args.ops == "outbox":
+        states = await ops.outbox(settings, _targets(settings, args))
+        found = [
+            {
+                "service": state.service,
+                "database": state.database,
+                "pendingDocuments": state.pending_documents,
+                "oldestPendingAgeSeconds": state.oldest_pending_age_seconds,
+                "pending": state.pending,
+            }
+            for state in states
+        ]
+        lines = [
+            {
+                "service": s.service,
+                "collection": name,
+                "pending": count,
+                "oldestAgeSeconds": s.oldest_pending_age_seconds,
+            }
+            for s in states
+            for name, count in s.pending.items()
+        ]
+        return found, _table(lines, ["service", "collection", "pending", "oldestAgeSeconds"])
+    if args.ops == "replay":
+        target = _target(settings, args)
+        done = await ops.replay(settings, target, ops.parse_since(args.since))
+        partitions = [p.__dict__ for p in done.partitions]
+        report = {
+            "service": done.service,
+            "group": done.group,
+            "replayId": done.replay_id,
+            "since": done.since.isoformat(),
+            "copied": done.copied,
+            "partitions": partitions,
+        }
+        text = _table(partitions, ["topic", "partition", "first_offset", "end_offset", "copied"])
+        heading = (
+            f"replay {done.replay_id}: {done.copied} events since {done.since.isoformat()}"
+            f" handed to {done.group} again"
+        )
+        return report, f"{heading}\n{text}"
+    return await _dlq(settings, args)
+
+
+async def _dlq(settings: Settings, args: argparse.Namespace) -> tuple[Any, str]:
+    columns = ["service", "partition", "offset", "failedAt", "eventType", "eventId", "origin",
+               "handler", "attempts", "error", "redrivenAt"]  # fmt: skip
+    if args.dlq == "list":
+        letters = [
+            letter.summary()
+            for target in _targets(settings, args)
+            for letter in await ops.dead_letters(settings, target, limit=args.limit)
+        ]
+        return letters, _table(letters, columns)
+    if args.dlq == "show":
+        letter = await ops.dead_letter(
+            settings,
+            _target(settings, args),
+            offset=args.offset,
+            partition=args.partition,
+            event_id=args.event_id,
+        )
+        detail = letter.detail()
+        return detail, json.dumps(detail, indent=2, default=str)
+    results = await ops.redrive(
+        settings,
+        _target(settings, args),
+        offset=args.offset,
+        partition=args.partition,
+        event_id=args.event_id,
+        everything=args.all,
+    )
+    rows = [result.summary() for result in results]
+    redriven = sum(1 for result in results if result.outcome == "redriven")
+    text = _table(
+        rows, ["partition", "offset", "eventType", "eventId", "origin", "group", "outcome"]
+    )
+    return rows, f"{redriven} of {len(rows)} dead letters redriven\n{text}"
+
+
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [
+        max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)
+    ]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells
+    ]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _ops_parser(commands: Any) -> None:
+    root = commands.add_parser("ops", help="lag, dead letters, replays and outboxes")
+    sub = root.add_subparsers(dest="ops", required=True)
+
+    def command(parent: Any, name: str, text: str, *, service: str = "optional") -> Any:
+        found = parent.add_parser(name, help=text, description=text)
+        found.add_argument("--json", action="store_true", help="print JSON")
+        required = service == "required"
+        found.add_argument(
+            "--service",
+            required=required,
+            help="a service" + ("" if required else " (default: all)"),
+        )
+        found.add_argument("--group", help="its consumer group, if not gala.<service>")
+        return found
+
+    command(sub, "lag", "per service and partition: committed offset, end offset, lag")
+    command(sub, "outbox", "pending outbox documents and the oldest pending age per service")
+    replay = command(
+        sub,
+        "replay",
+        "hand a service's events since a time to its handlers again",
+        service="required",
+    )
+    replay.add_argument(
+        "--since", required=True, help="an ISO 8601 time (UTC by default) or e.g. 15m, 2h, 1d"
+    )
+    dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(dest="dlq", required=True)
+    listed = command(dlq, "list", "the latest dead letters")
+    listed.add_argument("--limit", type=int, default=50, help="per service (default 50)")
+    show = command(
+        dlq, "show", "one dead letter, with its error, trace and payload", service="required"
+    )
+    again = command(
+        dlq, "redrive", "hand dead letters back to the group that failed them", service="required"
+    )
+    for which in (show, again):
+        which.add_argument("--partition", type=int, help="needed if the offset is in several")
+    pick = show.add_mutually_exclusive_group(required=True)
+    pick.add_argument("--offset", type=int)
+    pick.add_argument("--event-id")
+    pick = again.add_mutually_exclusive_group(required=True)
+    pick.add_argument("--offset", type=int)
+    pick.add_argument("--event-id")
+    pick.add_argument("--all", action="store_true", help="every dead letter not redriven yet")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="gala", description=__doc__.split("\n\n")[0])
     commands = root.add_subparsers(dest="command", required=True)
@@ -103,14 +280,20 @@ def parser() -> argparse.ArgumentParser:
     add = users.add_parser("add", help="create a user (e.g. a venue's first ADMIN)")
     add.add_argument("--venue", required=True)
     add.add_argument("--email", required=True)
-    add.add_argument("--role", required=True, choices=[role.value for role in Role])
+    add.add_argument(
+        "--role", required=True, choices=[role.value for role in Role if role in PEOPLE_ROLES]
+    )
     add.add_argument("--subject", required=True, help="the identity provider's user id (sub)")
     add.add_argument("--name")
+
+    _ops_parser(commands)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "ops":
+        return _main_ops(args)
     settings = load_settings(GatewaySettings)
     try:
         if args.command == "dev-token":
@@ -120,6 +303,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, ValueError) as exc:
         print(f"gala: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _main_ops(args: argparse.Namespace) -> int:
+    settings = load_settings(Settings)
+    try:
+        found, text = asyncio.run(run_ops(settings, args))
+    except (CliError, ops.OpsError) as exc:
+        print(f"gala: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(found, indent=2, default=str) if args.json else text)
     return 0
 
 

@@ -32,7 +32,7 @@ from gala.events.bus import EnvelopePublisher, make_broker
 from gala.events.consumer import PROCESSED_INDEX, EventConsumer, RetryPolicy, Subscriptions
 from gala.events.model import Event
 from gala.events.outbox import Outbox, OutboxRelay
-from gala.events.topics import LagReader, dead_letter_topic, ensure_topics
+from gala.events.topics import LagReader, dead_letter_topic, ensure_topics, redrive_topic
 from gala.health import Check, health_router
 from gala.identity import InternalTokens
 from gala.logging import configure_logging
@@ -101,7 +101,10 @@ class ServiceDefinition:
     def topics(self) -> list[str]:
         """Every topic this service writes or reads, created explicitly at start-up."""
         published = {event.TOPIC for event in self.publishes}
-        return sorted(published | set(self.subscriptions.topics) | {dead_letter_topic(self.name)})
+        own = {dead_letter_topic(self.name)}
+        if self.subscriptions:
+            own.add(redrive_topic(self.name))  # what `gala ops` hands back to its consumer
+        return sorted(published | set(self.subscriptions.topics) | own)
 
 
 class Runtime:
@@ -160,7 +163,17 @@ class Runtime:
         async def kafka() -> bool:
             return await self.broker.ping(timeout=1.5)
 
-        return {"store": store, "kafka": kafka}
+        checks: dict[str, Check] = {"store": store, "kafka": kafka}
+        consumer = self.consumer
+        if consumer is not None:
+
+            async def consumer_group() -> bool:
+                """A worker is ready once its group gave it its partitions (its topics and
+                indexes were made before the consumer started)."""
+                return await consumer.ready()
+
+            checks["consumer-group"] = consumer_group
+        return checks
 
     async def start(self) -> None:
         try:
@@ -209,7 +222,7 @@ class Runtime:
             LagReader(
                 self.settings.kafka_bootstrap,
                 self.consumer.group_id,
-                self.consumer.subscriptions.topics,
+                [*self.consumer.subscriptions.topics, redrive_topic(self.definition.name)],
             )
             if self.consumer is not None
             else None

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     # missed. Tests isolate themselves with a group of their own that starts at "latest".
     consumer_group: str | None = None
     consumer_start_from: Literal["earliest", "latest"] = "earliest"
+    # Group membership: a member that stops heartbeating (killed) is given up after the
+    # session timeout, and the group's other members learn of a rebalance at their next
+    # heartbeat: both bound how long a replica's death pauses the others (the broker's
+    # group.min.session.timeout.ms, 6 s by default, is the floor). A member that stops
+    # cleanly leaves the group at once.
+    consumer_session_timeout_ms: int = Field(default=6000, ge=1000)
+    consumer_heartbeat_interval_ms: int = Field(default=1000, ge=100)
 
     # Consumer: bounded retries with exponential backoff, then the dead-letter topic.
     consumer_max_attempts: int = Field(default=5, ge=1)

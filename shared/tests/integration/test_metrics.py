@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gala.app import ProcessRole, create_app
 from gala.events import Envelope
+from gala.events.topics import redrive_topic
 from gala.testing import eventually, http_server, unique_name, wait_until_assigned
 
 
@@ -96,8 +97,9 @@ async def test_a_service_reports_what_it_does(infra):
             for name, labels, _ in samples(text)
             if name == "gala_consumer_lag" and labels["group"] == runtime.consumer.group_id
         ]
-        assert {labels["topic"] for labels in lag} == {kit.topic}
-        assert len(lag) == infra.topic_partitions
+        # every topic it reads: its streams and its redrive topic (what `gala ops` hands back)
+        assert {labels["topic"] for labels in lag} == {kit.topic, redrive_topic(kit.tag)}
+        assert len(lag) == 2 * infra.topic_partitions
         # HTTP by route template and status class, never the id in the path
         posted = {"service": service, "method": "POST", "route": "/widgets/{widget_id}"}
         assert value(text, "gala_http_requests_total", **posted, status_class="2xx") == 2

@@ -11,6 +11,7 @@ from gala.events import consumer_group
 from gala.identity import Principal, Role
 from gala.testing import (
     committed_offsets,
+    eventually,
     identity_headers,
     read_topic,
     serving,
@@ -75,6 +76,39 @@ async def test_health_reports_live_and_ready(infra):
         ready = await client.get("/health/ready")
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"store": "ok", "kafka": "ok"}
+
+
+async def test_a_worker_is_ready_once_its_group_gave_it_its_partitions(infra):
+    """Two workers of one group on one partition: each is ready once the group assigned
+    it its share, the idle one (nothing to read) included; until then, 503."""
+    kit = WidgetKit(unique_name())
+    database = unique_name("gala_runtime_")
+    first = create_app(
+        kit.definition(), ProcessRole.WORKER,
+        settings_for(infra, mongo_database=database, topic_partitions=1),
+    )  # fmt: skip
+    runtime = first.state.runtime
+    assert await runtime.consumer.ready() is False  # not started: not a member yet
+    async with serving(first) as one:
+        await eventually(lambda: _ready(one), timeout=60)
+        assert (await one.get("/health/ready")).json()["checks"]["consumer-group"] == "ok"
+        second = create_app(
+            kit.definition(), ProcessRole.WORKER,
+            settings_for(infra, mongo_database=database, topic_partitions=1),
+        )  # fmt: skip
+        async with serving(second) as two:
+            await eventually(lambda: _ready(two), timeout=60)
+            await eventually(lambda: _ready(one), timeout=60)
+            assignments = [
+                runtime.consumer.assignment(),
+                second.state.runtime.consumer.assignment(),
+            ]
+            # the two partitions (the stream's and the redrive topic's) are shared out
+            assert sum(len(a) for a in assignments) == 2
+
+
+async def _ready(client) -> bool:
+    return (await client.get("/health/ready")).status_code == 200
 
 
 async def test_readiness_fails_with_a_problem_when_the_store_is_gone(infra):

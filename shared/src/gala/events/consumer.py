@@ -14,6 +14,13 @@ For each message, in partition order:
 Handlers must make their effects idempotent by themselves as well (deterministic ids,
 upserts): the processed record is written after the effect, so a crash between the two
 runs the handler again.
+
+The consumer also reads the service's redrive topic (``gala.<service>.redrive``), where
+``gala ops`` puts redriven dead letters and replayed events. Such a record names the one
+consumer group it is for (``gala_redrive_group``; other groups skip it) and where the
+event first was (``gala_origin_*``), and is handled exactly like the original: a redrive
+still skips the handlers that already ran; a replay (``gala_replay``, the replay's id)
+runs them again, once per replay.
 """
 
 from __future__ import annotations
@@ -29,10 +36,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.annotations import KafkaMessage as InjectedMessage
 from faststream.kafka.message import KafkaMessage
 from faststream.kafka.subscriber.usecase import LogicSubscriber
@@ -45,7 +52,7 @@ from gala.events.bus import EnvelopePublisher
 from gala.events.envelope import Envelope, MalformedEnvelope
 from gala.events.model import Event, UnknownEventType, registry
 from gala.events.outbox import Outbox
-from gala.events.topics import consumer_group, dead_letter_topic
+from gala.events.topics import consumer_group, dead_letter_topic, redrive_topic
 from gala.settings import Settings
 from gala.store import Index, Store
 from gala.tracing import context_from_traceparent, tracer
@@ -55,6 +62,18 @@ log = logging.getLogger(__name__)
 PROCESSED = "processed_events"
 PROCESSED_INDEX = Index(PROCESSED, [("processedAt", 1)], name="processed_at")
 E = TypeVar("E", bound=Event)
+
+# Headers of the records on a redrive topic (``gala ops dlq redrive`` and ``replay``).
+REDRIVE_GROUP = "gala_redrive_group"
+"""The one consumer group the record is for."""
+REPLAY = "gala_replay"
+"""A replay's id: run the handlers even if they already processed the event."""
+ORIGIN_TOPIC, ORIGIN_PARTITION, ORIGIN_OFFSET = (
+    "gala_origin_topic",
+    "gala_origin_partition",
+    "gala_origin_offset",
+)
+DEAD_LETTER_HEADER_PREFIX = "gala_dlq_"
 
 
 class PermanentError(Exception):
@@ -116,8 +135,41 @@ class Subscriptions:
     def topics(self) -> list[str]:
         return sorted({s.event_type.TOPIC for subs in self._by_type.values() for s in subs})
 
+    @property
+    def types(self) -> list[str]:
+        """The event types some subscription reacts to."""
+        return sorted(name for name, subs in self._by_type.items() if subs)
+
     def __bool__(self) -> bool:
         return bool(self._by_type)
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """A record of a redrive topic: an event handed back to one consumer group."""
+
+    group: str
+    topic: str
+    partition: int
+    offset: int
+    """Where the event first was."""
+    replay: str | None
+
+    @classmethod
+    def of(cls, record: ConsumerRecord[Any, Any]) -> Redrive | None:
+        headers = {
+            name: (value or b"").decode("utf-8", "replace") for name, value in record.headers
+        }
+        try:
+            return cls(
+                headers[REDRIVE_GROUP],
+                headers[ORIGIN_TOPIC],
+                int(headers[ORIGIN_PARTITION]),
+                int(headers[ORIGIN_OFFSET]),
+                headers.get(REPLAY) or None,
+            )
+        except (KeyError, ValueError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -158,7 +210,9 @@ class EventConsumer:
         self.group_id = group_id or consumer_group(service)
         self.start_from = start_from
         self.dead_letters = dead_letter_topic(service)
+        self.redrives = redrive_topic(service)
         self.subscriber: LogicSubscriber[Any] | None = None
+        self.membership = GroupMembership()
 
     def attach(self, broker: KafkaBroker) -> None:
         """Declare the subscriber on ``broker`` (before the broker starts)."""
@@ -166,12 +220,21 @@ class EventConsumer:
         async def on_message(message: InjectedMessage) -> None:
             await self.handle_message(message)
 
+        redrives = Topic(  # created here if need be: it may not exist before the first run
+            self.redrives,
+            num_partitions=self.settings.topic_partitions,
+            replication_factor=self.settings.topic_replication_factor,
+        )
         subscriber = broker.subscriber(
             *self.subscriptions.topics,
+            redrives,
             group_id=self.group_id,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset=self.start_from,
             title=f"{self.group_id}",
+            listener=self.membership,
+            session_timeout_ms=self.settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=self.settings.consumer_heartbeat_interval_ms,
         )
         subscriber(on_message)
         self.subscriber = subscriber
@@ -195,6 +258,13 @@ class EventConsumer:
     def assignment(self) -> set[TopicPartition]:
         consumer = getattr(self.subscriber, "consumer", None)
         return set(consumer.assignment()) if consumer is not None else set()
+
+    async def ready(self) -> bool:
+        """The group has given this member its share (possibly none: more replicas than
+        partitions) and it knows where to read each partition from: a worker is ready."""
+        if not self.membership.joined.is_set():
+            return False
+        return not self.assignment() or await self.positioned()
 
     async def positioned(self) -> bool:
         """Whether partitions are assigned and each one's read position is known: from
@@ -230,6 +300,11 @@ class EventConsumer:
             )
 
     async def handle_record(self, record: ConsumerRecord[Any, Any]) -> None:
+        redrive = None
+        if record.topic == self.redrives:
+            redrive = Redrive.of(record)
+            if redrive is None or redrive.group != self.group_id:
+                return  # for another group of this service (e.g. a test's)
         try:
             envelope = Envelope.from_kafka(record.headers, record.value)
         except MalformedEnvelope as exc:
@@ -261,15 +336,16 @@ class EventConsumer:
         ):
             event_context = EventContext(
                 envelope,
-                record.topic,
-                record.partition,
-                record.offset,
+                redrive.topic if redrive else record.topic,
+                redrive.partition if redrive else record.partition,
+                redrive.offset if redrive else record.offset,
                 self.store,
                 self.outbox,
                 self.settings,
             )
+            replay = redrive.replay if redrive else None
             for subscription in subscriptions:
-                await self._run_once(subscription, event, event_context, record)
+                await self._run_once(subscription, event, event_context, record, replay)
 
     async def _run_once(
         self,
@@ -277,9 +353,12 @@ class EventConsumer:
         event: Event,
         event_context: EventContext,
         record: ConsumerRecord[Any, Any],
+        replay: str | None = None,
     ) -> None:
         processed = self.store[PROCESSED]
         marker = f"{subscription.name}|{event_context.envelope.id}"
+        if replay is not None:  # runs again, once per replay
+            marker += f"|replay:{replay}"
         event_type = event_context.envelope.type
         if await processed.find_one({"_id": marker}, {"_id": 1}) is not None:
             metrics.record_event(self.service, event_type, "duplicate", None)
@@ -325,6 +404,7 @@ class EventConsumer:
                     "eventId": event_context.envelope.id,
                     "type": event_context.envelope.type,
                     "processedAt": datetime.now(UTC),
+                    **({"replay": replay} if replay is not None else {}),
                 }
             )
 
@@ -338,13 +418,22 @@ class EventConsumer:
     ) -> None:
         """Park the message with its error. Retries until Kafka takes it: never skipped."""
         metrics.DEAD_LETTERS.labels(self.service, _known_type(record)).inc()
-        headers = [(name, value or b"") for name, value in record.headers]
+        # A redriven record fails as its original: no redrive headers, the first place.
+        redrive = Redrive.of(record) if record.topic == self.redrives else None
+        topic, partition, offset = (
+            (redrive.topic, redrive.partition, redrive.offset)
+            if redrive
+            else (record.topic, record.partition, record.offset)
+        )
+        headers = [
+            (name, value or b"") for name, value in record.headers if not _redrive_header(name)
+        ]
         headers += [
             ("gala_dlq_error", f"{type(error).__name__}: {error}"[:4000].encode()),
             ("gala_dlq_trace", "".join(traceback.format_exception(error))[-8000:].encode()),
-            ("gala_dlq_topic", record.topic.encode()),
-            ("gala_dlq_partition", str(record.partition).encode()),
-            ("gala_dlq_offset", str(record.offset).encode()),
+            ("gala_dlq_topic", topic.encode()),
+            ("gala_dlq_partition", str(partition).encode()),
+            ("gala_dlq_offset", str(offset).encode()),
             ("gala_dlq_group", self.group_id.encode()),
             ("gala_dlq_handler", (handler or "").encode()),
             ("gala_dlq_attempts", str(attempts).encode()),
@@ -375,6 +464,17 @@ class EventConsumer:
                 await asyncio.sleep(self.retry.backoff(min(attempt, 10)))
 
 
+def _redrive_header(name: str) -> bool:
+    """Headers a dead letter does not inherit from a redriven record (a replay's id stays:
+    redriving the dead letter replays it again)."""
+    return name.startswith(DEAD_LETTER_HEADER_PREFIX) or name in (
+        REDRIVE_GROUP,
+        ORIGIN_TOPIC,
+        ORIGIN_PARTITION,
+        ORIGIN_OFFSET,
+    )
+
+
 def _known_type(record: ConsumerRecord[Any, Any]) -> str:
     """The record's event type as a metric label: a registered type, else ``unknown`` (a
     poison message must not invent label values)."""
@@ -385,3 +485,17 @@ def _known_type(record: ConsumerRecord[Any, Any]) -> str:
     except UnknownEventType:
         return "unknown"
     return name
+
+
+class GroupMembership(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Whether the member has its assignment: set once the group gave it its partitions,
+    cleared while they are being taken away (a rebalance)."""
+
+    def __init__(self) -> None:
+        self.joined = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.joined.clear()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.joined.set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -22,6 +23,12 @@ def stream_topic(service: str, aggregate: str) -> str:
 def dead_letter_topic(service: str) -> str:
     """Where a service's consumer parks the messages it could not handle."""
     return f"gala.{service}.dlq"
+
+
+def redrive_topic(service: str) -> str:
+    """Where ``gala ops`` puts redriven dead letters and replayed events for one of the
+    service's consumer groups: only that service's consumer reads it."""
+    return f"gala.{service}.redrive"
 
 
 def consumer_group(service: str) -> str:
@@ -76,6 +83,15 @@ async def partition_count(bootstrap: str, topic: str) -> int:
         await admin.close()
 
 
+@dataclass(frozen=True)
+class PartitionOffsets:
+    committed: int | None
+    """The group's committed offset (``None``: nothing committed yet)."""
+    end: int
+    lag: int
+    """``end`` minus ``committed`` (minus the partition's beginning when nothing is)."""
+
+
 class LagReader:
     """A consumer group's lag per partition of its topics: each partition's end offset
     minus the group's committed offset (the whole partition when nothing is committed
@@ -91,6 +107,10 @@ class LagReader:
         self._started = False
 
     async def read(self) -> dict[tuple[str, int], int]:
+        return {key: offsets.lag for key, offsets in (await self.offsets()).items()}
+
+    async def offsets(self) -> dict[tuple[str, int], PartitionOffsets]:
+        """Per partition: the group's committed offset, the end offset and the lag."""
         if not self._started:
             await self._admin.start()
             await self._offsets.start()
@@ -106,12 +126,15 @@ class LagReader:
         ends = await self._offsets.end_offsets(partitions)
         beginnings = await self._offsets.beginning_offsets(partitions)
         committed = await self._admin.list_consumer_group_offsets(self.group)
-        lag = {}
-        for tp in partitions:
+        found = {}
+        for tp in sorted(partitions):
             done = committed.get(tp)
-            start = done.offset if done is not None and done.offset >= 0 else beginnings[tp]
-            lag[(tp.topic, tp.partition)] = max(0, ends[tp] - start)
-        return lag
+            offset = done.offset if done is not None and done.offset >= 0 else None
+            start = offset if offset is not None else beginnings[tp]
+            found[(tp.topic, tp.partition)] = PartitionOffsets(
+                offset, ends[tp], max(0, ends[tp] - start)
+            )
+        return found
 
     async def close(self) -> None:
         if self._started:

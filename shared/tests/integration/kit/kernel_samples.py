@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,9 @@ class WidgetKit:
     tag: str
     fail_times: int = 0
     crash: bool = False
+    delay: float = 0.0
+    """Seconds each event takes to handle, between its two writes (an in-flight handler
+    that is cut short leaves the first without the second)."""
     subscriptions: Subscriptions = field(default_factory=Subscriptions)
 
     def __post_init__(self) -> None:
@@ -40,7 +44,11 @@ class WidgetKit:
         async def count(event: Any, ctx: EventContext) -> None:
             """Counts widgets; ``bad*`` widgets always fail, others fail ``fail_times`` first."""
             await self.seen.put((event, ctx, current_trace_ids()))
-            await ctx.store["seen"].insert_one({"widget": event.widget_id, "pid": os.getpid()})
+            await ctx.store["seen"].insert_one(
+                {"widget": event.widget_id, "pid": os.getpid(), "at": time.time()}
+            )
+            if self.delay:
+                await asyncio.sleep(self.delay)
             if self.crash:
                 os._exit(137)  # dies mid-handler, as a killed process would
             if event.widget_id.startswith("bad"):
