@@ -25,7 +25,7 @@ VENV_STAMP := $(VENV)/.gala-synced
 PACKAGES := $(patsubst %/pyproject.toml,%,$(wildcard shared/pyproject.toml \
 	services/contacts/pyproject.toml services/pipeline/pyproject.toml \
 	services/projects/pyproject.toml services/chat/pyproject.toml \
-	services/billing/pyproject.toml gateway/pyproject.toml))
+	services/billing/pyproject.toml services/partners/pyproject.toml gateway/pyproject.toml))
 PYPROJECTS := pyproject.toml $(addsuffix /pyproject.toml,$(PACKAGES))
 LINT_PATHS := shared services gateway deploy
 
@@ -37,11 +37,46 @@ STRIPE_MOCK_VERSION := v0.203.0
 STRIPE_MOCK := .tools/stripe-mock-$(STRIPE_MOCK_VERSION)/stripe-mock
 export GALA_STRIPE_MOCK := $(abspath $(STRIPE_MOCK))
 
-.PHONY: help venv tools lock infra-up infra-down infra-status infra-logs test dev lint fmt clean
+# The published event contract's checks in other ecosystems: the AsyncAPI project's own
+# parser (npm, pinned by tools/asyncapi/package-lock.json; `npm ci` only when the lock
+# changed) and Debian's Chromium for the docs page's screenshot (never a browser download).
+ASYNCAPI_TOOLS := tools/asyncapi
+ASYNCAPI_STAMP := $(ASYNCAPI_TOOLS)/node_modules/.gala-installed
+CHROMIUM := /usr/bin/chromium
+
+# Offline checks of deploy/k8s (deploy/k8s/validate.py): kustomize built from its Go
+# module like stripe-mock, KEDA's CRD manifests from KEDA's Go module (it ships them), and
+# a tools environment with kubernetes-validate (PyPI; it ships the Kubernetes JSON schemas).
+KUSTOMIZE_VERSION := v5.7.1
+KUSTOMIZE := .tools/kustomize-$(KUSTOMIZE_VERSION)/kustomize
+KEDA_VERSION := v2.21.0
+KEDA_CRDS := .tools/keda-crds-$(KEDA_VERSION)
+KEDA_CRDS_STAMP := $(KEDA_CRDS)/.copied
+K8S_VALIDATE := .tools/k8s-validate
+K8S_VALIDATE_STAMP := $(K8S_VALIDATE)/.installed
+export GALA_KUSTOMIZE := $(abspath $(KUSTOMIZE))
+export GALA_KEDA_CRDS := $(abspath $(KEDA_CRDS))
+export GALA_K8S_VALIDATE_PYTHON := $(abspath $(K8S_VALIDATE))/bin/python
+# promtool checks deploy/observability's alert rules: Debian's prometheus package ships it
+# (only the .deb is fetched and unpacked, nothing is installed; a Go build of it takes
+# minutes and gigabytes).
+PROMTOOL := .tools/promtool/promtool
+export GALA_PROMTOOL := $(abspath $(PROMTOOL))
+# The Node.js webhook receiver example (examples/webhook-receiver-node), which a test runs
+# against a live delivery: `npm ci` from its lock (versions and hashes) when it changed.
+NODE_RECEIVER := examples/webhook-receiver-node
+NODE_RECEIVER_STAMP := $(NODE_RECEIVER)/node_modules/.gala-installed
+
+.PHONY: help venv tools deploy-tools node-tools example-node chromium contracts lock infra-up infra-down infra-status infra-logs test dev lint fmt clean
 
 help:
 	@echo "make venv          create/refresh .venv (only when requirements.lock or a pyproject.toml changed)"
 	@echo "make tools         build the pinned stripe-mock into .tools/ (needs go)"
+	@echo "make node-tools    npm ci the AsyncAPI parser into tools/asyncapi (when its lock changed)"
+	@echo "make example-node  npm ci the Node.js webhook receiver example (when its lock changed)"
+	@echo "make chromium      apt-get install Debian's chromium when /usr/bin/chromium is missing (root)"
+	@echo "make deploy-tools  kustomize, KEDA's CRDs, kubernetes-validate, promtool into .tools/ (deploy checks)"
+	@echo "make contracts     regenerate the published event contract (JSON Schemas, AsyncAPI)"
 	@echo "make lock          recompile requirements.lock from requirements.in"
 	@echo "make infra-up      start local Kafka + MongoDB-wire store (idempotent)"
 	@echo "make infra-down    stop what infra-up started; WIPE=1 also deletes data"
@@ -72,6 +107,59 @@ $(STRIPE_MOCK):
 
 tools: $(STRIPE_MOCK)
 
+$(ASYNCAPI_STAMP): $(ASYNCAPI_TOOLS)/package-lock.json $(ASYNCAPI_TOOLS)/package.json
+	cd $(ASYNCAPI_TOOLS) && npm ci --no-audit --no-fund --omit-lockfile-registry-resolved
+	touch $@
+
+node-tools: $(ASYNCAPI_STAMP)
+
+$(NODE_RECEIVER_STAMP): $(NODE_RECEIVER)/package-lock.json $(NODE_RECEIVER)/package.json
+	cd $(NODE_RECEIVER) && npm ci --no-audit --no-fund --omit-lockfile-registry-resolved
+	touch $@
+
+example-node: $(NODE_RECEIVER_STAMP)
+
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "chromium is missing: run 'sudo apt-get install -y chromium' (Debian's)" >&2; exit 1; \
+		fi; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
+
+$(KUSTOMIZE):
+	GOBIN=$(abspath $(dir $@)) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+$(KEDA_CRDS_STAMP):
+	rm -rf $(KEDA_CRDS) && mkdir -p $(KEDA_CRDS)
+	dir=$$(go mod download -json github.com/kedacore/keda/v2@$(KEDA_VERSION) \
+		| $(PYTHON) -c 'import json, sys; print(json.load(sys.stdin)["Dir"])') && \
+		cp "$$dir"/config/crd/bases/*.yaml $(KEDA_CRDS)/ && chmod u+w $(KEDA_CRDS)/*.yaml
+	touch $@
+
+$(K8S_VALIDATE_STAMP): deploy/k8s/validate-requirements.txt | $(UV_STAMP)
+	rm -rf $(K8S_VALIDATE)
+	$(UV) venv --python "$(PYTHON)" --no-python-downloads $(K8S_VALIDATE)
+	$(UV) pip sync --python $(K8S_VALIDATE)/bin/python deploy/k8s/validate-requirements.txt
+	touch $@
+
+$(PROMTOOL):
+	rm -rf $(dir $@) && mkdir -p $(dir $@)deb
+	cd $(dir $@)deb && if ! apt-get download prometheus; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "apt-get download prometheus failed: run 'sudo apt-get update' first" >&2; exit 1; \
+		fi; \
+		apt-get update && apt-get download prometheus; \
+	fi
+	dpkg-deb -x $(dir $@)deb/prometheus_*.deb $(dir $@)deb/root
+	cp $(dir $@)deb/root/usr/bin/promtool $@ && rm -rf $(dir $@)deb
+	$@ --version
+
+deploy-tools: $(KUSTOMIZE) $(KEDA_CRDS_STAMP) $(K8S_VALIDATE_STAMP) $(PROMTOOL)
+
+contracts: venv
+	$(VENV_PY) -m gala.contracts.publish
+
 lock: | $(UV_STAMP)
 	$(UV) pip compile --python-version 3.11 --generate-hashes --no-header \
 		requirements.in -o requirements.lock
@@ -88,7 +176,7 @@ infra-status:
 infra-logs:
 	@$(INFRA) logs $(ARGS)
 
-test: venv tools
+test: venv tools node-tools example-node chromium deploy-tools
 	deploy/local/test.sh
 
 dev: venv tools

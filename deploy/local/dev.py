@@ -28,7 +28,7 @@ from typing import IO
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "deploy" / "local" / "infra.py"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-SERVICES = ("contacts", "pipeline", "projects", "chat", "billing")
+SERVICES = ("contacts", "pipeline", "projects", "chat", "billing", "partners")
 STOP_GRACE = 10.0
 COLORS = ("36", "33", "35", "32", "34", "91", "96", "93")
 ENV_KEYS = ("GALA_KAFKA_BOOTSTRAP", "GALA_MONGO_URL")

@@ -34,6 +34,7 @@ from gala.testing import (
     stripe_mock,
     unique_name,
 )
+from partners.bootstrap import service as partners_service
 from pipeline.bootstrap import service as pipeline_service
 from projects.bootstrap import service as projects_service
 
@@ -43,6 +44,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     projects_service,
     chat_service,
     billing_service,
+    partners_service,
 )
 # Anything that would make a process talk to something outside 127.0.0.1.
 OUTSIDE = (

@@ -22,18 +22,22 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from fastapi import FastAPI, Response
 
 from gala.settings import Settings
-from gala.testing import eventually, unique_name
+from gala.testing import eventually, http_server, unique_name
 from tests.e2e.system import System, whole_system
 
 pytestmark = pytest.mark.integration
 
-ADMIN, SALES, PM, STAFF, CLIENT, NOBODY = (
-    "ADMIN", "SALES", "PROJECT_MANAGER", "STAFF", "CLIENT", "anonymous",
+ADMIN, SALES, PM, STAFF, CLIENT, PARTNER, NOBODY = (
+    "ADMIN", "SALES", "PROJECT_MANAGER", "STAFF", "CLIENT", "PARTNER", "anonymous",
 )  # fmt: skip
-ROLES = (ADMIN, SALES, PM, STAFF, CLIENT)
-EVERYONE = frozenset(ROLES)
+PEOPLE = (ADMIN, SALES, PM, STAFF, CLIENT)
+ROLES = (*PEOPLE, PARTNER)
+"""PARTNER: a partner app's API key of the venue (``Bearer gala_pk_...``)."""
+EVERYONE = frozenset(PEOPLE)
+PARTNER_ROUTES = ("/api/v1/partners/", "/api/v1/events")
 STAFF_ROLES = frozenset({ADMIN, SALES, PM, STAFF})
 CONTACT_ROLES = frozenset({ADMIN, SALES})
 PIPELINE_READERS = frozenset({ADMIN, SALES, PM})
@@ -66,6 +70,9 @@ class Records:
     payment: str = ""
     document: str = ""
     client_link: str = ""
+    app: str = ""
+    endpoint: str = ""
+    delivery: str = ""
 
 
 @dataclass
@@ -80,6 +87,8 @@ class World:
     other_venue: Records
     other_admin: str
     """A session token of the other venue's ADMIN."""
+    receiver: str = ""
+    """A partner's webhook receiver (on this machine: it answers 204 to everything)."""
     made: list[str] = field(default_factory=list)
 
     async def call(
@@ -227,6 +236,10 @@ async def _created(request: Awaitable[httpx.Response]) -> dict[str, Any] | None:
     return response.json() if response.status_code == 201 else None
 
 
+async def _listed(request: Awaitable[httpx.Response]) -> list[dict[str, Any]]:
+    return list((await request).json()["items"])
+
+
 async def _ok(request: Awaitable[httpx.Response]) -> bool:
     return (await request).status_code == 200
 
@@ -235,13 +248,22 @@ async def _ok(request: Awaitable[httpx.Response]) -> bool:
 async def world(infra: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     logs = tmp_path_factory.mktemp("access-matrix")
     limits = {"GALA_RATE_LIMIT_PER_MINUTE": "1000000", "GALA_RATE_LIMIT_BURST": "100000",
-              "GALA_INTAKE_RATE_LIMIT_PER_MINUTE": "1000000"}  # fmt: skip
+              "GALA_INTAKE_RATE_LIMIT_PER_MINUTE": "1000000",
+              # the partner's receiver runs on this machine
+              "GALA_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}  # fmt: skip
+    receiving = FastAPI()
+
+    @receiving.post("/hooks")
+    async def received() -> Response:
+        return Response(status_code=204)
+
     async with (
+        http_server(receiving) as receiver,
         whole_system(infra, logs, extra_env=limits) as system,
         httpx.AsyncClient(base_url=system.gateway, timeout=30) as http,
     ):
         venue, elsewhere = unique_name("venue-a-"), unique_name("venue-b-")
-        users = {role: await system.add_user(venue, role) for role in ROLES}
+        users = {role: await system.add_user(venue, role) for role in PEOPLE}
         target_id, _, _ = await system.add_user(venue, STAFF, name="Someone Else")
         other_admin_id, _, other_admin = await system.add_user(elsewhere, ADMIN)
         w = World(
@@ -249,12 +271,35 @@ async def world(infra: Settings, tmp_path_factory: pytest.TempPathFactory) -> As
             tokens={role: token for role, (_, _, token) in users.items()},
             user_ids={role: user_id for role, (user_id, _, _) in users.items()},
             own=Records(), other_project=Records(), other_venue=Records(),
-            other_admin=other_admin,
+            other_admin=other_admin, receiver=f"{receiver}/hooks",
         )  # fmt: skip
         w.own, w.other_project = await venue_records(
             w, w.tokens[ADMIN], w.user_ids[STAFF], w.user_ids[CLIENT], target_id
         )
         w.other_venue, _ = await venue_records(w, other_admin, None, None, other_admin_id)
+        # the venues' partner apps; the first one's key is the PARTNER caller
+        for records, token in ((w.own, w.tokens[ADMIN]), (w.other_venue, other_admin)):
+            app = await call(http, token, "POST", "/api/v1/partners/apps", expect=201,
+                             json={"name": "CRM sync"})  # fmt: skip
+            records.app = app.json()["id"]
+            if records is w.own:
+                w.tokens[PARTNER] = app.json()["apiKey"]
+        w.other_project.app = w.own.app
+        # the venues' webhook endpoints, each with a delivery (its ping), to a local receiver
+        for records, token in ((w.own, w.tokens[ADMIN]), (w.other_venue, other_admin)):
+            endpoint = await call(http, token, "POST", "/api/v1/partners/webhooks", expect=201,
+                                  json={"url": w.receiver, "eventTypes": ["gala.opportunity.won.v1"]})  # fmt: skip  # noqa: E501
+            records.endpoint = endpoint.json()["id"]
+            await call(http, token, "POST", f"/api/v1/partners/webhooks/{records.endpoint}/ping",
+                       expect=202)  # fmt: skip
+            deliveries = await until(
+                lambda r=records, t=token: _listed(
+                    call(http, t, "GET", f"/api/v1/partners/webhooks/{r.endpoint}/deliveries",
+                         expect=200)
+                )
+            )  # fmt: skip
+            records.delivery = deliveries[0]["id"]
+        w.other_project.endpoint, w.other_project.delivery = w.own.endpoint, w.own.delivery
         # billing and chat know the CLIENT from the project's events
         await until(
             lambda: _ok(call(http, w.tokens[CLIENT], "GET", f"/api/v1/payments/{w.own.payment}",
@@ -311,12 +356,16 @@ class Rule:
     lists: bool = False
     """A list: it must hold no record of another venue (nor, to STAFF and CLIENT, of
     another project)."""
+    partner_route: bool = False
+    """One of the partner routes, where an API key is accepted."""
 
     def expected(self, role: str, scope: str) -> int | tuple[int, ...]:
         if self.public:
             return self.ok
         if role == NOBODY:
             return 401
+        if role == PARTNER and not self.partner_route:
+            return 401  # an API key is not a session: it opens partner routes only
         own = self.ok if role in self.may else self.refused_as.get(role, self.refused)
         if scope == OTHER_VENUE:
             # never there: refused for the role or not found, nothing is revealed either way
@@ -381,6 +430,23 @@ async def fresh_document(w: World, r: Records) -> Records:
         content=PDF, headers={"Content-Type": "application/pdf"},
     )  # fmt: skip
     return with_record(r, document=made["id"])
+
+
+async def fresh_app(w: World, r: Records) -> Records:
+    """An app of the venue of ``r`` (rotating or revoking the PARTNER's own would end it)."""
+    made = await as_owner(w, r, "POST", "/api/v1/partners/apps", 201, json={"name": "Spare"})
+    return with_record(r, app=made["id"])
+
+
+async def new_endpoint(w: World, role: str, r: Records) -> dict[str, Any]:
+    return {"json": {"url": w.receiver, "eventTypes": ["gala.payment.*"]}}
+
+
+async def fresh_endpoint(w: World, r: Records) -> Records:
+    """An endpoint of the venue of ``r`` (deleting or disabling the shared one would end it)."""
+    made = await as_owner(w, r, "POST", "/api/v1/partners/webhooks", 201,
+                          json={"url": w.receiver, "eventTypes": ["gala.payment.*"]})  # fmt: skip
+    return with_record(r, endpoint=made["id"])
 
 
 TEMPLATE = {"durationHours": 4, "tasks": [{"title": "Menu", "daysBefore": 10}]}
@@ -465,12 +531,13 @@ def plain(kind: str) -> Callable[[World, Records], Awaitable[str]]:
 
 PLAIN_PARAMETERS = (
     "contact_id", "opportunity_id", "room_id", "user_id", "project_id", "task_id",
-    "payment_id", "document_id",
+    "payment_id", "document_id", "app_id", "endpoint_id", "delivery_id",
 )  # fmt: skip
 for _name, _kind in [
     ("contact_id", "contact"), ("opportunity_id", "opportunity"), ("room_id", "room"),
     ("user_id", "user"), ("project_id", "project"), ("task_id", "task"),
-    ("payment_id", "payment"), ("document_id", "document"),
+    ("payment_id", "payment"), ("document_id", "document"), ("app_id", "app"),
+    ("endpoint_id", "endpoint"), ("delivery_id", "delivery"),
 ]:  # fmt: skip
     PARAMETERS[_name] = plain(_kind)
 
@@ -591,6 +658,63 @@ RULES: dict[tuple[str, str], Rule] = {
         body=json_body({"seq": 0}),
     ),
     ("GET", "/api/v1/messages/unread"): Rule(EVERYONE, lists=True),
+    # partners: the published contract is public, like the API's own docs
+    ("GET", "/api/v1/events/asyncapi.json"): Rule(public=True),
+    ("GET", "/api/v1/events/docs"): Rule(public=True),
+    # partners
+    ("POST", "/api/v1/partners/apps"): Rule(
+        ONLY_ADMIN, ok=201, partner_route=True, body=json_body({"name": "Another app"})
+    ),
+    ("GET", "/api/v1/partners/apps"): Rule(ONLY_ADMIN, partner_route=True, lists=True),
+    ("GET", "/api/v1/partners/apps/{app_id}"): Rule(ONLY_ADMIN, partner_route=True),
+    ("POST", "/api/v1/partners/apps/{app_id}/keys/rotate"): Rule(
+        ONLY_ADMIN, partner_route=True, make=fresh_app
+    ),
+    ("POST", "/api/v1/partners/apps/{app_id}/revoke"): Rule(
+        ONLY_ADMIN, partner_route=True, make=fresh_app
+    ),
+    ("GET", "/api/v1/partners/events"): Rule(
+        frozenset({ADMIN, PARTNER}), partner_route=True, lists=True
+    ),
+    **{
+        (method, f"/api/v1/partners/webhooks{path}"): Rule(
+            frozenset({ADMIN, PARTNER}),
+            ok=ok,
+            partner_route=True,
+            lists=lists,
+            body=body,
+            make=make,
+        )
+        for method, path, ok, lists, body, make in (
+            ("POST", "", 201, False, new_endpoint, None),
+            ("GET", "", 200, True, no_body, None),
+            ("GET", "/{endpoint_id}", 200, False, no_body, None),
+            ("PATCH", "/{endpoint_id}", 200, False, json_body({"description": "CRM"}), None),
+            ("DELETE", "/{endpoint_id}", 204, False, no_body, fresh_endpoint),
+            ("POST", "/{endpoint_id}/disable", 200, False, no_body, fresh_endpoint),
+            ("POST", "/{endpoint_id}/enable", 200, False, no_body, fresh_endpoint),
+            ("POST", "/{endpoint_id}/secret/rotate", 200, False, no_body, None),
+            ("POST", "/{endpoint_id}/ping", 202, False, no_body, None),
+            ("GET", "/{endpoint_id}/deliveries", 200, True, no_body, None),
+            ("GET", "/{endpoint_id}/deliveries/{delivery_id}", 200, False, no_body, None),
+            (
+                "POST",
+                "/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+                202,
+                False,
+                no_body,
+                None,
+            ),
+            (
+                "POST",
+                "/{endpoint_id}/recover",
+                202,
+                False,
+                json_body({"since": "2026-01-01T00:00:00Z"}),
+                None,
+            ),
+        )
+    },
     # billing
     ("GET", "/api/v1/billing/policy"): Rule(BILLING_READERS),
     ("PUT", "/api/v1/billing/policy"): Rule(ONLY_ADMIN, body=current_policy),

@@ -16,15 +16,17 @@ from starlette.responses import Response
 
 from gala.api import client_address
 from gala.context import request_id
-from gala.errors import GalaError, NotFound, install_problem_handlers
+from gala.errors import GalaError, NotFound, Unauthorized, install_problem_handlers
 from gala.health import health_router
 from gala.identity import InternalTokens, Principal
+from gala.metrics import HttpMetricsMiddleware, metrics_router
 from gala.middleware import RequestMiddleware
 from gateway.auth import JwksCache, SessionVerifier
 from gateway.devauth import SigningKey, jwks
 from gateway.directory import UserDirectory
 from gateway.edge import RateLimiter, SecurityHeadersMiddleware
 from gateway.openapi import MergedOpenApi
+from gateway.partnerkeys import PartnerKeys, is_partner_key
 from gateway.paths import PathGuardMiddleware, forwardable_path, forwardable_target
 from gateway.proxy import Upstreams, limited_stream, read_body
 from gateway.routing import API_PREFIX, route_for
@@ -51,14 +53,29 @@ class Gateway:
     verifier: SessionVerifier
     jwks: JwksCache
     directory: UserDirectory
+    partner_keys: PartnerKeys
     tokens: InternalTokens
     limiter: RateLimiter
+    partner_limiter: RateLimiter
     openapi: MergedOpenApi
     http: httpx.AsyncClient
 
-    async def principal(self, bearer: str | None) -> Principal:
+    async def principal(self, bearer: str | None, *, partner_route: bool = False) -> Principal:
+        """Who calls: a session's user, or on partner routes a partner app's key."""
+        if is_partner_key(bearer):
+            assert bearer is not None
+            if not partner_route:
+                raise Unauthorized(
+                    "A partner API key works only on /api/v1/partners/... and"
+                    " /api/v1/events...; this route needs a session token."
+                )
+            principal = await self.partner_keys.principal_for(bearer)
+            self.partner_limiter.check(principal.user_id)  # per partner app
+            return principal
         claims = await self.verifier.verify(bearer)
-        return await self.directory.principal_for(claims["sub"])
+        principal = await self.directory.principal_for(claims["sub"])
+        self.limiter.check(f"user:{principal.user_id}")
+        return principal
 
     async def close(self) -> None:
         await self.upstreams.close()
@@ -93,8 +110,16 @@ def build(settings: GatewaySettings) -> Gateway:
             tokens,
             ttl_seconds=settings.auth_directory_cache_seconds,
         ),
+        partner_keys=PartnerKeys(
+            upstreams.clients["partners"],
+            tokens,
+            ttl_seconds=settings.auth_partner_key_cache_seconds,
+        ),
         tokens=tokens,
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        partner_limiter=RateLimiter(
+            settings.partner_rate_limit_per_minute, settings.partner_rate_limit_burst
+        ),
         openapi=MergedOpenApi(upstreams.clients),
         http=http,
     )
@@ -144,6 +169,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         expose_headers=["X-Request-ID", "Retry-After"],
         max_age=600,
     )
+    app.add_middleware(HttpMetricsMiddleware, service="gateway")
     app.add_middleware(RequestMiddleware)
 
     async def identity_keys() -> bool:
@@ -153,6 +179,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.state.readiness_checks = {"identity-keys": identity_keys}
     app.include_router(health_router())
+    app.include_router(metrics_router())
 
     def gateway_of(request: Request | WebSocket) -> Gateway:
         gateway: Gateway = request.app.state.gateway
@@ -182,7 +209,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             return
         try:
             principal = await gateway.principal(socket_token(websocket))
-            gateway.limiter.check(f"user:{principal.user_id}")
         except GalaError as exc:
             code = {401: CLOSE_UNAUTHORIZED, 403: CLOSE_FORBIDDEN}.get(exc.status, CLOSE_TRY_AGAIN)
             await refuse(websocket, code, exc.detail)
@@ -207,8 +233,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         if route.public:
             gateway.limiter.check(f"addr:{caller_address(gateway.settings, request)}")
         else:
-            principal = await gateway.principal(bearer_token(request))
-            gateway.limiter.check(f"user:{principal.user_id}")
+            principal = await gateway.principal(bearer_token(request), partner_route=route.partner)
             identity = gateway.tokens.issue(principal)
         if route.upload:
             body = await limited_stream(request, gateway.settings.max_upload_bytes)

@@ -21,7 +21,13 @@ OWNERS = {
     "payments": "billing",
     "documents": "billing",
     "billing": "billing",
+    "partners": "partners",
+    "events": "partners",
 }
+
+
+PARTNER_RESOURCES = frozenset({"partners", "events"})
+"""Where a partner app's API key works (``/api/v1/partners/...``, ``/api/v1/events...``)."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,8 @@ class Route:
     service: str
     public: bool = False
     upload: bool = False
+    partner: bool = False
+    """A partner app's API key is accepted here (as well as a session)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,8 @@ RULES = (
     _rule("POST", "/intake/[^/]+", Route("contacts", public=True)),
     _rule("POST", "/billing/stripe/webhook", Route("billing", public=True)),
     _rule("GET HEAD", "/portal/[^/]+", Route("projects", public=True)),
+    # The published event contract is public, like the API's own documentation.
+    _rule("GET HEAD", "/events/(asyncapi\\.json|docs)", Route("partners", public=True)),
     # A document's download link is signed and expiring: the link is the credential.
     _rule("GET HEAD", "/documents/[^/]+/content", Route("billing", public=True)),
     # A project's conversation belongs to chat.
@@ -73,4 +83,4 @@ def route_for(method: str, path: str) -> Route | None:
             return rule.route
     resource = path[len(API_PREFIX) + 1 :].split("/", 1)[0]
     service = OWNERS.get(resource)
-    return Route(service) if service else None
+    return Route(service, partner=resource in PARTNER_RESOURCES) if service else None

@@ -8,13 +8,14 @@ from pydantic import Field
 
 from gala.settings import BadConfiguration, Settings
 
-SERVICES = ("contacts", "pipeline", "projects", "chat", "billing")
+SERVICES = ("contacts", "pipeline", "projects", "chat", "billing", "partners")
 DEFAULT_PORTS = {
     "contacts": 8001,
     "pipeline": 8002,
     "projects": 8003,
     "chat": 8004,
     "billing": 8005,
+    "partners": 8006,
 }
 PORT = 8000
 
@@ -26,6 +27,7 @@ class GatewaySettings(Settings):
     projects_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['projects']}"
     chat_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['chat']}"
     billing_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['billing']}"
+    partners_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['partners']}"
     upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0)
     upstream_timeout_seconds: float = Field(default=15.0, gt=0)
     upstream_retries: int = Field(default=2, ge=0, description="For idempotent methods only.")
@@ -38,6 +40,9 @@ class GatewaySettings(Settings):
     auth_leeway_seconds: int = Field(default=30, ge=0)
     auth_jwks_cache_seconds: float = Field(default=300.0, gt=0)
     auth_directory_cache_seconds: float = Field(default=30.0, ge=0)
+    auth_partner_key_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long a partner key's look-up is reused."
+    )
 
     # Development without an identity provider: a local key pair and JWKS.
     auth_dev_mode: bool = False
@@ -50,6 +55,8 @@ class GatewaySettings(Settings):
     )
     rate_limit_per_minute: int = Field(default=600, ge=1)
     rate_limit_burst: int = Field(default=60, ge=1)
+    partner_rate_limit_per_minute: int = Field(default=600, ge=1)
+    partner_rate_limit_burst: int = Field(default=60, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     max_upload_bytes: int = Field(default=52_428_800, ge=1)
     cors_origins: list[str] = Field(default_factory=list)

@@ -1,8 +1,8 @@
 """A running gateway in front of a real contacts service, with a test JWKS server.
 
 The other upstreams are small stand-ins served over real HTTP: a "pipeline" with a slow
-endpoint and an identity echo, a "chat" WebSocket echo, and "projects"/"billing" on
-ports where nothing listens (down).
+endpoint and an identity echo, a "chat" WebSocket echo, and "projects"/"billing"/
+"partners" on ports where nothing listens (down).
 """
 
 import asyncio
@@ -129,6 +129,7 @@ async def system(infra):
             chat_url=chat,
             projects_url=down,
             billing_url=down,
+            partners_url=down,
             auth_jwks_url=f"{idp}/.well-known/jwks.json",
             auth_issuer=ISSUER,
             auth_authorized_parties=[APP_PARTY],

@@ -286,7 +286,7 @@ async def test_the_merged_openapi_is_valid_and_holds_every_service(client, users
     assert "/api/v1/users/me" in document["paths"]  # contacts
     assert "/api/v1/rooms/echo" in document["paths"]  # pipeline
     assert not any(path.startswith("/internal") for path in document["paths"])
-    assert set(document["info"]["x-unavailable-services"]) == {"projects", "billing"}
+    assert set(document["info"]["x-unavailable-services"]) == {"projects", "billing", "partners"}
     docs = await client.get("/docs")
     assert docs.status_code == 200 and "/api/v1/openapi.json" in docs.text
 
@@ -405,3 +405,13 @@ async def test_behind_an_ingress_anonymous_callers_are_keyed_by_their_own_addres
         assert [await form(f"10.9.9.{n}, 203.0.113.7") for n in range(3)] == [503, 503, 429]
         # a second caller behind the same ingress is not affected
         assert await form("198.51.100.20") == 503
+
+
+async def test_the_gateway_serves_its_own_metrics_and_never_a_services(system, users, client):
+    await client.get("/api/v1/rooms/echo", headers=system.bearer("user_admin_a"))
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert 'gala_http_requests_total{method="GET"' in response.text
+    assert 'service="gateway"' in response.text
+    # a service's metrics are not reachable through the gateway
+    assert (await client.get("/api/v1/metrics")).status_code == 404

@@ -65,8 +65,10 @@ class PaymentDue(PaymentEvent, type="gala.payment.due.v1", topic=PAYMENT_TOPIC):
 
 
 class PaymentOverdue(PaymentEvent, type="gala.payment.overdue.v1", topic=PAYMENT_TOPIC):
-    """The installment is past due and unpaid (``days_overdue`` 0 when it just became so;
-    later reminders repeat it with more days)."""
+    """The installment is past due and unpaid.
+
+    ``days_overdue`` is 0 when it just became so; later reminders repeat it with more
+    days."""
 
     days_overdue: int
 
@@ -105,8 +107,9 @@ class AttentionReason(StrEnum):
 class PaymentNeedsAttention(
     PaymentEvent, type="gala.payment.needs_attention.v1", topic=PAYMENT_TOPIC
 ):
-    """Money arrived online that does not pay the installment as it stands (``reason``):
-    it was recorded as received, the installment was not marked paid (its ``status`` is
+    """Money arrived online that does not pay the installment as it stands (``reason``).
+
+    It was recorded as received, the installment was not marked paid (its ``status`` is
     unchanged), and a person must act (refund, or settle the difference)."""
 
     reason: AttentionReason

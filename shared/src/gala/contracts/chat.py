@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
 from gala.events.model import Event
 from gala.identity import Role
@@ -23,6 +24,9 @@ class MessageSent(Event, type="gala.message.sent.v1", topic=MESSAGE_TOPIC):
     ``contact_id`` is the project's client contact when chat knows it; a message whose
     ``sender_role`` is CLIENT counts as the client's engagement.
     """
+
+    PARTITION_KEY: ClassVar[str] = "project_id"
+    """The Kafka key is the project, not the subject: a conversation stays in order."""
 
     message_id: str
     project_id: str

@@ -1,0 +1,1 @@
+"""Partner apps: a venue's integrations and their secret API keys (``gala_pk_...``)."""

@@ -1,0 +1,1 @@
+"""The published event contract, served: the committed AsyncAPI document and its page."""
