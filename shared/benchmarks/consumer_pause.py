@@ -21,7 +21,6 @@ import os
 import signal
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 KIT = Path(__file__).resolve().parents[1] / "tests" / "integration" / "kit"
@@ -32,7 +31,6 @@ os.environ.setdefault("GALA_DEV_MODE", "true")  # a benchmark runs on the local 
 from kernel_samples import WidgetKit  # noqa: E402
 
 from gala.app import ProcessRole, Runtime  # noqa: E402
-from gala.events import Envelope  # noqa: E402
 from gala.settings import Settings  # noqa: E402
 from gala.store import Store  # noqa: E402
 from gala.testing import free_port, unique_name  # noqa: E402
@@ -79,7 +77,7 @@ async def one_run(
         while time.time() < started + seconds:
             widget = f"w-{len(published)}"
             published[widget] = time.time()
-            await api.publisher.publish(kit.topic, envelope(kit, widget))
+            await api.publisher.publish(kit.topic, kit.envelope(widget))
             if not stopped and time.time() >= stopped_at:
                 workers[0].send_signal(stop)
                 stopped = True
@@ -100,14 +98,6 @@ async def one_run(
         await api.stop()
         await store.client.drop_database(database)
         await store.close()
-
-
-def envelope(kit: WidgetKit, widget_id: str) -> Envelope:
-    return Envelope(
-        id=unique_name("evt-"), type=kit.made.TYPE, source="/gala/benchmark",
-        subject=widget_id, time=datetime.now(UTC),
-        data=kit.made(widget_id=widget_id, size=1).to_json(), venueid="venue-1",
-    )  # fmt: skip
 
 
 async def main() -> None:

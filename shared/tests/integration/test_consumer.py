@@ -26,18 +26,6 @@ async def worker(kit: WidgetKit, infra, database: str | None = None, **overrides
     return runtime
 
 
-def envelope(kit: WidgetKit, widget_id: str, event_id: str | None = None) -> Envelope:
-    return Envelope(
-        id=event_id or unique_name("evt-"),
-        type=kit.made.TYPE,
-        source="/gala/test",
-        subject=widget_id,
-        time=datetime.now(UTC),
-        data=kit.made(widget_id=widget_id, size=1).to_json(),
-        venueid="venue-1",
-    )
-
-
 async def count_of(runtime: Runtime, widget_id: str) -> int:
     doc = await runtime.store["counts"].find_one({"_id": widget_id})
     return doc["n"] if doc else 0
@@ -47,7 +35,7 @@ async def test_the_same_event_delivered_three_times_has_its_effect_once(infra):
     kit = WidgetKit(unique_name())
     runtime = await worker(kit, infra)
     try:
-        duplicate = envelope(kit, "w-1", event_id="the-one-event")
+        duplicate = kit.envelope("w-1", event_id="the-one-event")
         for _ in range(3):
             await runtime.publisher.publish(kit.topic, duplicate)
         group = consumer_group(kit.tag)
@@ -62,7 +50,7 @@ async def test_a_handler_that_crashes_midway_sees_the_message_again_after_restar
     kit = WidgetKit(unique_name())
     database = unique_name("gala_consumer_")
     await _create_topics(kit, infra, database)
-    await _publish_one(kit, infra, database, envelope(kit, "w-1"))
+    await _publish_one(kit, infra, database, kit.envelope("w-1"))
 
     crashed = await asyncio.to_thread(
         subprocess.run,
@@ -94,7 +82,7 @@ async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_next_is_ha
         await runtime.publisher.publish_raw(
             kit.topic, b"w-0", b"\x00 not an event", [("ce_specversion", b"1.0")]
         )
-        await runtime.publisher.publish(kit.topic, envelope(kit, "w-1"))
+        await runtime.publisher.publish(kit.topic, kit.envelope("w-1"))
         await eventually(lambda: _equals(count_of(runtime, "w-1"), 1))
 
         (dead,) = await read_topic(infra.kafka_bootstrap, dead_letter_topic(kit.tag), count=1)
@@ -113,9 +101,9 @@ async def test_a_handler_that_keeps_failing_is_retried_then_dead_lettered(infra)
     kit = WidgetKit(unique_name())
     runtime = await worker(kit, infra, topic_partitions=1, consumer_max_attempts=3)
     try:
-        failing = envelope(kit, "bad-1")
+        failing = kit.envelope("bad-1")
         await runtime.publisher.publish(kit.topic, failing)
-        await runtime.publisher.publish(kit.topic, envelope(kit, "w-2"))
+        await runtime.publisher.publish(kit.topic, kit.envelope("w-2"))
         await eventually(lambda: _equals(count_of(runtime, "w-2"), 1))
 
         (dead,) = await read_topic(infra.kafka_bootstrap, dead_letter_topic(kit.tag), count=1)
@@ -134,7 +122,7 @@ async def test_a_transient_failure_is_retried_and_handled_once(infra):
     kit = WidgetKit(unique_name(), fail_times=2)
     runtime = await worker(kit, infra, consumer_max_attempts=3)
     try:
-        await runtime.publisher.publish(kit.topic, envelope(kit, "w-1"))
+        await runtime.publisher.publish(kit.topic, kit.envelope("w-1"))
         await eventually(lambda: _equals(count_of(runtime, "w-1"), 1))
         assert await runtime.store["seen"].count_documents({"widget": "w-1"}) == 3
         records = await read_topic(
@@ -149,10 +137,10 @@ async def test_events_of_types_nobody_handles_are_skipped(infra):
     kit = WidgetKit(unique_name())
     runtime = await worker(kit, infra, topic_partitions=1)
     try:
-        stranger = envelope(kit, "w-0")
+        stranger = kit.envelope("w-0")
         stranger = Envelope(**{**stranger.__dict__, "type": f"gala.w{kit.tag}.melted.v1"})
         await runtime.publisher.publish(kit.topic, stranger)
-        await runtime.publisher.publish(kit.topic, envelope(kit, "w-1"))
+        await runtime.publisher.publish(kit.topic, kit.envelope("w-1"))
         await eventually(lambda: _equals(count_of(runtime, "w-1"), 1))
         assert await count_of(runtime, "w-0") == 0
     finally:
@@ -186,7 +174,7 @@ async def test_processed_records_are_pruned_after_their_retention(infra):
     kit = WidgetKit(unique_name())
     runtime = await worker(kit, infra)
     try:
-        await runtime.publisher.publish(kit.topic, envelope(kit, "w-1"))
+        await runtime.publisher.publish(kit.topic, kit.envelope("w-1"))
         await eventually(lambda: _equals(count_of(runtime, "w-1"), 1))
         consumer = runtime.consumer
         assert consumer is not None

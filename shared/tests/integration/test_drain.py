@@ -5,13 +5,11 @@ import asyncio
 import os
 import signal
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from kernel_samples import WidgetKit, settings_for
 
 from gala.app import ProcessRole, Runtime
-from gala.events import Envelope
 from gala.testing import eventually, free_port, unique_name, wait_until_assigned
 
 KIT = Path(__file__).parent / "kit"
@@ -26,7 +24,7 @@ async def test_sigterm_mid_stream_loses_nothing_and_doubles_nothing(infra, tmp_p
     await api.start()  # creates the topic, one partition: the stream is handled in order
     try:
         for n in range(EVENTS):
-            await api.publisher.publish(kit.topic, envelope(kit, f"w-{n}"))
+            await api.publisher.publish(kit.topic, kit.envelope(f"w-{n}"))
     finally:
         await api.stop()
 
@@ -85,15 +83,3 @@ async def test_sigterm_mid_stream_loses_nothing_and_doubles_nothing(infra, tmp_p
         if worker.returncode is None:
             worker.kill()
             await worker.wait()
-
-
-def envelope(kit: WidgetKit, widget_id: str) -> Envelope:
-    return Envelope(
-        id=unique_name("evt-"),
-        type=kit.made.TYPE,
-        source="/gala/test",
-        subject=widget_id,
-        time=datetime.now(UTC),
-        data=kit.made(widget_id=widget_id, size=1).to_json(),
-        venueid="venue-1",
-    )

@@ -8,7 +8,6 @@ from kernel_samples import WidgetKit, settings_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from gala.app import ProcessRole, create_app
-from gala.events import Envelope
 from gala.events.topics import redrive_topic
 from gala.testing import eventually, http_server, unique_name, wait_until_assigned
 
@@ -26,18 +25,6 @@ def value(text: str, name: str, **labels: str) -> float:
     return sum(v for n, found, v in samples(text) if n == name and labels.items() <= found.items())
 
 
-def envelope(kit: WidgetKit, widget_id: str, event_id: str) -> Envelope:
-    return Envelope(
-        id=event_id,
-        type=kit.made.TYPE,
-        source="/gala/test",
-        subject=widget_id,
-        time=datetime.now(UTC),
-        data=kit.made(widget_id=widget_id, size=1).to_json(),
-        venueid="venue-1",
-    )
-
-
 async def test_a_service_reports_what_it_does(infra):
     kit = WidgetKit(unique_name(), fail_times=1)
     settings = settings_for(
@@ -53,8 +40,8 @@ async def test_a_service_reports_what_it_does(infra):
         service = kit.tag
         for widget in ("w-1", "w-2"):  # written with their events, relayed by the outbox
             assert (await client.post(f"/widgets/{widget}")).status_code == 200
-        await runtime.publisher.publish(kit.topic, envelope(kit, "bad-1", unique_name("e-")))
-        again = envelope(kit, "w-3", unique_name("e-"))
+        await runtime.publisher.publish(kit.topic, kit.envelope("bad-1"))
+        again = kit.envelope("w-3")
         await runtime.publisher.publish(kit.topic, again)
 
         async def scraped() -> str:

@@ -12,7 +12,7 @@ from kernel_samples import WidgetKit, settings_for
 
 from gala import ops
 from gala.app import ProcessRole, Runtime, ServiceDefinition
-from gala.events import Envelope, EventContext, Outbox, Subscriptions, dead_letter_topic
+from gala.events import EventContext, Outbox, Subscriptions, dead_letter_topic
 from gala.events.topics import redrive_topic
 from gala.store import Store
 from gala.testing import GALA_CLI, eventually, gala_cli, unique_name, wait_until_assigned
@@ -37,18 +37,6 @@ def recorder(kit: WidgetKit) -> Subscriptions:
         await ctx.store["seen"].insert_one({"widget": event.widget_id})
 
     return subscriptions
-
-
-def envelope(kit: WidgetKit, widget_id: str) -> Envelope:
-    return Envelope(
-        id=unique_name("evt-"),
-        type=kit.made.TYPE,
-        source="/gala/test",
-        subject=widget_id,
-        time=datetime.now(UTC),
-        data=kit.made(widget_id=widget_id, size=1).to_json(),
-        venueid="venue-1",
-    )
 
 
 async def count_of(runtime: Runtime, widget_id: str) -> int:
@@ -84,7 +72,7 @@ async def test_a_dead_letter_is_listed_shown_and_redriven_once_to_its_own_group_
     settings = failing.settings
     target = ops.Target.of(failing.definition, settings)
     try:
-        event = envelope(kit, "w-1")
+        event = kit.envelope("w-1")
         await failing.publisher.publish(kit.topic, event)
         letters = await eventually(lambda: ops.dead_letters(settings, target), timeout=60)
 
@@ -144,7 +132,7 @@ async def test_a_redriven_message_that_fails_again_is_a_new_dead_letter_of_the_o
     settings = runtime.settings
     target = ops.Target.of(runtime.definition, settings)
     try:
-        await runtime.publisher.publish(kit.topic, envelope(kit, "bad-1"))
+        await runtime.publisher.publish(kit.topic, kit.envelope("bad-1"))
         (first,) = await eventually(lambda: ops.dead_letters(settings, target), timeout=60)
         await ops.redrive(settings, target, everything=True)
 
@@ -172,13 +160,13 @@ async def test_a_replay_runs_the_handlers_again_for_exactly_the_events_since_a_t
     target = ops.Target.of(runtime.definition, settings)
     try:
         for widget in ("w-1", "w-2"):
-            await runtime.publisher.publish(kit.topic, envelope(kit, widget))
+            await runtime.publisher.publish(kit.topic, kit.envelope(widget))
         await settled(runtime, kit.topic, records=2)
         await asyncio.sleep(0.05)
         since = datetime.now(UTC)
         await asyncio.sleep(0.05)
         for widget in ("w-3", "w-4", "w-5"):
-            await runtime.publisher.publish(kit.topic, envelope(kit, widget))
+            await runtime.publisher.publish(kit.topic, kit.envelope(widget))
         await settled(runtime, kit.topic, records=5)
         assert [await count_of(runtime, w) for w in ("w-1", "w-3")] == [1, 1]
 
@@ -203,7 +191,7 @@ async def test_lag_and_outbox_figures_match_what_was_published_and_is_pending(in
     await api.start()
     try:
         for widget in ("w-1", "w-2", "w-3"):
-            await api.publisher.publish(kit.topic, envelope(kit, widget))
+            await api.publisher.publish(kit.topic, kit.envelope(widget))
     finally:
         await api.stop()
     target = ops.Target.of(kit.definition(), settings)
@@ -266,7 +254,7 @@ async def test_the_cli_lists_shows_and_redrives_dead_letters_and_replays(infra, 
         return json.loads(await gala_cli(env, "ops", *args, "--service", kit.tag, "--json"))
 
     try:
-        event = envelope(kit, "w-1")
+        event = kit.envelope("w-1")
         await runtime.publisher.publish(kit.topic, event)
 
         async def listed() -> list:

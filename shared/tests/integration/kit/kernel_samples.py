@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from gala.app import ServiceDefinition
-from gala.events import Event, EventContext, Subscriptions
+from gala.events import Envelope, Event, EventContext, Subscriptions
 from gala.settings import Settings
 from gala.tracing import current_trace_ids
 
@@ -59,6 +61,18 @@ class WidgetKit:
             await ctx.store["counts"].update_one(
                 {"_id": event.widget_id}, {"$inc": {"n": 1}}, upsert=True
             )
+
+    def envelope(self, widget_id: str, event_id: str | None = None) -> Envelope:
+        """A widget's made event as another process would publish it."""
+        return Envelope(
+            id=event_id or f"evt-{uuid.uuid4().hex[:12]}",
+            type=self.made.TYPE,
+            source="/gala/test",
+            subject=widget_id,
+            time=datetime.now(UTC),
+            data=self.made(widget_id=widget_id, size=1).to_json(),
+            venueid="venue-1",
+        )
 
     def definition(self, name: str | None = None) -> ServiceDefinition:
         router = APIRouter()
