@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cloudevents.core.formats.json import JSONFormat
+from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook
 
 from gala.contracts.partners import ENDPOINT_TOPIC
@@ -79,6 +80,7 @@ async def test_a_receiver_failing_three_times_then_succeeding_gets_it_once_after
 ) -> None:
     venue, admin = partners.new_venue()
     failing = [Answer(500, body=b"x" * 5000), Answer(502), Answer(504)]
+    before = {outcome: attempts_of(outcome) for outcome in ("delivered", "refused")}
     async with receiver(failing) as r:
         endpoint = await partners.add_endpoint(admin, r.url, [WON])
         event = won(venue)
@@ -99,6 +101,14 @@ async def test_a_receiver_failing_three_times_then_succeeding_gets_it_once_after
             later - earlier >= timedelta(seconds=0.25)
             for earlier, later in itertools.pairwise(times)
         )
+        # the metrics count each attempt by its outcome (this process runs the workers)
+        assert attempts_of("refused") - before["refused"] >= 3
+        assert attempts_of("delivered") - before["delivered"] >= 1
+
+
+def attempts_of(outcome: str) -> float:
+    value = REGISTRY.get_sample_value("gala_webhook_attempts_total", {"outcome": outcome})
+    return value or 0.0
 
 
 async def test_410_gone_disables_the_endpoint_and_announces_it(

@@ -29,6 +29,8 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import prometheus_client
+
 from gala.app import Runtime
 from gala.concurrency import save_attempts
 from gala.events.outbox import Outbox
@@ -45,6 +47,25 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 _wakers: weakref.WeakKeyDictionary[Store, asyncio.Event] = weakref.WeakKeyDictionary()
+
+
+ATTEMPTS = prometheus_client.Counter(
+    "gala_webhook_attempts",
+    "Webhook delivery attempts, by outcome: delivered (2xx), refused (another status; 410"
+    " disables the endpoint), no_answer (timeout, connection error, refused address).",
+    ["outcome"],
+)
+ATTEMPT_DURATION = prometheus_client.Histogram(
+    "gala_webhook_attempt_duration_seconds",
+    "Time a webhook attempt took, until the answer or the timeout.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0),
+)
+
+
+def outcome_of(attempt: Attempt) -> str:
+    if attempt.status_code is None:
+        return "no_answer"
+    return "delivered" if attempt.succeeded else "refused"
 
 
 def wake(store: Store) -> None:
@@ -192,6 +213,8 @@ class DeliveryEngine:
             "webhook-signature": endpoint.signatures(delivery.event_id, timestamp, body, now),
         }
         attempt = await self._sender.post(endpoint.url, headers, body, now)
+        ATTEMPTS.labels(outcome_of(attempt)).inc()
+        ATTEMPT_DURATION.observe(attempt.duration_ms / 1000)
         delivery.record(attempt, self._schedule, self._clock())
         if not await self._deliveries.settle(delivery, token):
             log.info("delivery taken over meanwhile", extra={"deliveryId": delivery.id})
