@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Lint, type-check and run the test suite against local infrastructure (called by `make test`).
 #
-# Starts Kafka and the store only when nothing answers at GALA_KAFKA_BOOTSTRAP /
-# GALA_MONGO_URL (defaults 127.0.0.1:9092, mongodb://127.0.0.1:27017), and on exit stops
-# only what this run started. Extra pytest arguments: PYTEST_ARGS="-k foo -x".
+# Runs on infrastructure of its own (test-env.sh: 127.0.0.1:19092, mongodb://127.0.0.1:37017,
+# deploy/local/.state-test), apart from `make dev`'s; starts Kafka and the store only when
+# nothing answers there, and on exit stops only what this run started.
+# Extra pytest arguments: PYTEST_ARGS="-k foo -x".
 # Exits with pytest's exit code (5 means no tests were collected).
 set -euo pipefail
 
@@ -29,6 +30,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# shellcheck source=deploy/local/test-env.sh
+source deploy/local/test-env.sh
 env_lines=$("${infra[@]}" up --started-file "$started_file")
 while IFS= read -r line; do
     case $line in
