@@ -192,9 +192,12 @@ async def test_a_client_signs_the_exact_file_once_and_it_is_final(billing_docs, 
         stored = await billing.runtime.store["documents"].find_one({"_id": document["id"]})
         assert stored["signature"]["address"] and stored["signature"]["consent"]
         types = await tail.distinct_types(document["id"], 2)
+        # the upload's own event may reach the topic after the tail began reading it
+        late = 1 if types[0] == "gala.document.created.v1" else 0
+        types = (await tail.distinct_types(document["id"], 2 + late))[late:]
         assert types == ["gala.document.replaced.v1", "gala.document.signed.v1"]
         with pytest.raises(AssertionError):  # signed once
-            await tail.distinct_types(document["id"], 3, timeout=2)
+            await tail.distinct_types(document["id"], 3 + late, timeout=2)
     finally:
         await tail.stop()
     # the client sees their project's documents, and no one else's

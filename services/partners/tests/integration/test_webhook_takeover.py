@@ -92,9 +92,9 @@ async def test_a_sigkilled_worker_loses_no_delivery(infra: Settings, tmp_path: P
                 )
                 published.append(envelope.id)
             await r.wait_for(6, timeout=60)  # A is delivering
-            await b.start()
             assert await a.kill() == -9  # mid-stream: claims held, events uncommitted
             assert len(set(r.ids())) < EVENTS
+            await b.start()  # takes A's partitions and, once their leases ran out, its claims
 
             async def every_event_arrived() -> bool:
                 return set(r.ids()) >= set(published)
