@@ -37,11 +37,12 @@ STRIPE_MOCK_VERSION := v0.203.0
 STRIPE_MOCK := .tools/stripe-mock-$(STRIPE_MOCK_VERSION)/stripe-mock
 export GALA_STRIPE_MOCK := $(abspath $(STRIPE_MOCK))
 
-# The published event contract's checks in other ecosystems: the AsyncAPI project's own
-# parser (npm, pinned by tools/asyncapi/package-lock.json; `npm ci` only when the lock
-# changed) and Debian's Chromium for the docs page's screenshot (never a browser download).
-ASYNCAPI_TOOLS := tools/asyncapi
-ASYNCAPI_STAMP := $(ASYNCAPI_TOOLS)/node_modules/.gala-installed
+# Checks in other ecosystems: the AsyncAPI project's own parser (tools/asyncapi) and the
+# Node.js webhook receiver example (examples/webhook-receiver-node), each `npm ci` from its
+# lock (versions and hashes) only when the lock changed; Debian's Chromium for the docs
+# page's screenshot (never a browser download).
+NODE_PROJECTS := tools/asyncapi examples/webhook-receiver-node
+NODE_STAMPS := $(addsuffix /node_modules/.gala-installed,$(NODE_PROJECTS))
 CHROMIUM := /usr/bin/chromium
 
 # Offline checks of deploy/k8s (deploy/k8s/validate.py): kustomize built from its Go
@@ -62,18 +63,13 @@ export GALA_K8S_VALIDATE_PYTHON := $(abspath $(K8S_VALIDATE))/bin/python
 # minutes and gigabytes).
 PROMTOOL := .tools/promtool/promtool
 export GALA_PROMTOOL := $(abspath $(PROMTOOL))
-# The Node.js webhook receiver example (examples/webhook-receiver-node), which a test runs
-# against a live delivery: `npm ci` from its lock (versions and hashes) when it changed.
-NODE_RECEIVER := examples/webhook-receiver-node
-NODE_RECEIVER_STAMP := $(NODE_RECEIVER)/node_modules/.gala-installed
 
-.PHONY: help venv tools deploy-tools node-tools example-node chromium contracts lock infra-up infra-down infra-status infra-logs test dev lint fmt clean
+.PHONY: help venv tools deploy-tools node-tools chromium contracts lock infra-up infra-down infra-status infra-logs test dev lint fmt clean
 
 help:
 	@echo "make venv          create/refresh .venv (only when requirements.lock or a pyproject.toml changed)"
 	@echo "make tools         build the pinned stripe-mock into .tools/ (needs go)"
-	@echo "make node-tools    npm ci the AsyncAPI parser into tools/asyncapi (when its lock changed)"
-	@echo "make example-node  npm ci the Node.js webhook receiver example (when its lock changed)"
+	@echo "make node-tools    npm ci tools/asyncapi and the Node.js webhook receiver example (when a lock changed)"
 	@echo "make chromium      apt-get install Debian's chromium when /usr/bin/chromium is missing (root)"
 	@echo "make deploy-tools  kustomize, KEDA's CRDs, kubernetes-validate, promtool into .tools/ (deploy checks)"
 	@echo "make contracts     regenerate the published event contract (JSON Schemas, AsyncAPI)"
@@ -107,17 +103,11 @@ $(STRIPE_MOCK):
 
 tools: $(STRIPE_MOCK)
 
-$(ASYNCAPI_STAMP): $(ASYNCAPI_TOOLS)/package-lock.json $(ASYNCAPI_TOOLS)/package.json
-	cd $(ASYNCAPI_TOOLS) && npm ci --no-audit --no-fund --omit-lockfile-registry-resolved
+%/node_modules/.gala-installed: %/package-lock.json %/package.json
+	cd $* && npm ci --no-audit --no-fund --omit-lockfile-registry-resolved
 	touch $@
 
-node-tools: $(ASYNCAPI_STAMP)
-
-$(NODE_RECEIVER_STAMP): $(NODE_RECEIVER)/package-lock.json $(NODE_RECEIVER)/package.json
-	cd $(NODE_RECEIVER) && npm ci --no-audit --no-fund --omit-lockfile-registry-resolved
-	touch $@
-
-example-node: $(NODE_RECEIVER_STAMP)
+node-tools: $(NODE_STAMPS)
 
 chromium:
 	@if [ ! -x $(CHROMIUM) ]; then \
@@ -176,7 +166,7 @@ infra-status:
 infra-logs:
 	@$(INFRA) logs $(ARGS)
 
-test: venv tools node-tools example-node chromium deploy-tools
+test: venv tools node-tools chromium deploy-tools
 	deploy/local/test.sh
 
 dev: venv tools

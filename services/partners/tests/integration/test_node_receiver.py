@@ -41,7 +41,7 @@ class NodeReceiver:
         node = shutil.which("node")
         assert node, "node is not installed (Node.js 18+ runs the receiver example)"
         assert (EXAMPLE / "node_modules" / "standardwebhooks").is_dir(), (
-            "the example's packages are missing: run `make example-node`"
+            "the example's packages are missing: run `make node-tools`"
         )
         env = {**os.environ, "WEBHOOK_SECRET": self.secret, "PORT": str(self.port)}
         self.child = await asyncio.create_subprocess_exec(
