@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import quote
 
 import httpx
 
-from gala.errors import Forbidden, ServiceUnavailable
-from gala.identity import IDENTITY_HEADER, PEOPLE_ROLES, InternalTokens, Principal
+from gala.errors import Forbidden
+from gala.identity import PEOPLE_ROLES, InternalTokens, Principal
+from gateway.lookups import ShortCache, internal_get
 
 NEGATIVE_CACHE_SECONDS = 5.0
 
@@ -21,39 +21,26 @@ class UserDirectory:
     ) -> None:
         self._contacts = contacts
         self._tokens = tokens
-        self._ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._cache: ShortCache[Principal] = ShortCache(ttl_seconds, NEGATIVE_CACHE_SECONDS)
 
     async def principal_for(self, subject: str) -> Principal:
-        cached = self._cache.get(subject)
-        if cached is not None and cached[0] > time.monotonic():
-            principal = cached[1]
-        else:
+        cached, principal = self._cache.get(subject)
+        if not cached:
             principal = await self._lookup(subject)
-            ttl = self._ttl if principal is not None else min(self._ttl, NEGATIVE_CACHE_SECONDS)
-            self._cache[subject] = (time.monotonic() + ttl, principal)
+            self._cache.put(subject, principal)
         if principal is None:
             raise Forbidden("No active Gala user matches this login.")
         return principal
 
     async def _lookup(self, subject: str) -> Principal | None:
-        try:
-            response = await self._contacts.get(
-                f"/internal/v1/users/by-subject/{quote(subject, safe='')}",
-                headers={IDENTITY_HEADER: self._tokens.issue_for_service("gateway")},
-            )
-        except httpx.HTTPError as exc:
-            raise ServiceUnavailable(
-                "The user directory (contacts service) is unavailable.", service="contacts"
-            ) from exc
-        if response.status_code == httpx.codes.NOT_FOUND:
-            return None
-        if response.status_code != httpx.codes.OK:
-            raise ServiceUnavailable(
-                f"The user directory answered {response.status_code}.", service="contacts"
-            )
-        user = response.json()
-        if not user.get("active", False):
+        user = await internal_get(
+            self._contacts,
+            self._tokens,
+            f"/internal/v1/users/by-subject/{quote(subject, safe='')}",
+            what="The user directory",
+            service="contacts",
+        )
+        if user is None or not user.get("active", False):
             return None
         principal = Principal(user_id=user["id"], venue_id=user["venueId"], role=user["role"])
         if principal.role not in PEOPLE_ROLES:
@@ -61,7 +48,4 @@ class UserDirectory:
         return principal
 
     def forget(self, subject: str | None = None) -> None:
-        if subject is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(subject, None)
+        self._cache.forget(subject)

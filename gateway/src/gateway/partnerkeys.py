@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 
 import httpx
 
-from gala.errors import ServiceUnavailable, Unauthorized
-from gala.identity import IDENTITY_HEADER, InternalTokens, Principal, Role
+from gala.errors import Unauthorized
+from gala.identity import InternalTokens, Principal, Role
+from gateway.lookups import ShortCache, internal_get
 
 KEY_PREFIX = "gala_pk_"
 KEY_PATTERN = re.compile(r"^gala_pk_[A-Za-z0-9_-]{43}$")
 PRINCIPAL_PREFIX = "partner-app:"
-MAX_CACHED = 10_000
 
 
 def is_partner_key(token: str | None) -> bool:
@@ -38,45 +37,29 @@ class PartnerKeys:
     ) -> None:
         self._partners = partners
         self._tokens = tokens
-        self._ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._cache: ShortCache[Principal] = ShortCache(ttl_seconds)
 
     async def principal_for(self, key: str) -> Principal:
         if not KEY_PATTERN.match(key):
             raise Unauthorized("The partner API key is malformed.")
         hashed = hashlib.sha256(key.encode()).hexdigest()
-        now = time.monotonic()
-        cached = self._cache.get(hashed)
-        if cached is not None and cached[0] > now:
-            principal = cached[1]
-        else:
+        cached, principal = self._cache.get(hashed)
+        if not cached:
             principal = await self._lookup(hashed)
-            if len(self._cache) >= MAX_CACHED:
-                self._evict(now)
-            self._cache[hashed] = (now + self._ttl, principal)
+            self._cache.put(hashed, principal)
         if principal is None:
             raise Unauthorized("The partner API key is unknown or revoked.")
         return principal
 
     async def _lookup(self, hashed: str) -> Principal | None:
-        try:
-            response = await self._partners.get(
-                f"/internal/v1/partner-keys/{hashed}",
-                headers={IDENTITY_HEADER: self._tokens.issue_for_service("gateway")},
-            )
-        except httpx.HTTPError as exc:
-            raise ServiceUnavailable(
-                "Partner keys cannot be checked (partners service unavailable).",
-                service="partners",
-            ) from exc
-        if response.status_code == httpx.codes.NOT_FOUND:
-            return None
-        if response.status_code != httpx.codes.OK:
-            raise ServiceUnavailable(
-                f"The partners service answered {response.status_code}.", service="partners"
-            )
-        owner = response.json()
-        if not owner.get("active", False):
+        owner = await internal_get(
+            self._partners,
+            self._tokens,
+            f"/internal/v1/partner-keys/{hashed}",
+            what="The partner key directory",
+            service="partners",
+        )
+        if owner is None or not owner.get("active", False):
             return None
         return Principal(
             user_id=f"{PRINCIPAL_PREFIX}{owner['appId']}",
@@ -84,10 +67,5 @@ class PartnerKeys:
             role=Role.PARTNER,
         )
 
-    def _evict(self, now: float) -> None:
-        self._cache = {key: entry for key, entry in self._cache.items() if entry[0] > now}
-        if len(self._cache) >= MAX_CACHED:
-            self._cache.clear()
-
     def forget(self) -> None:
-        self._cache.clear()
+        self._cache.forget()
