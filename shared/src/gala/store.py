@@ -6,12 +6,31 @@ multi-document transactions, no change streams, no ``$lookup``/``$facet``, only
 matching whole elements only, and no keys with ``.`` or a leading ``$``. FerretDB also
 needs the write-serialising patch ``deploy/local`` builds it with, or concurrent updates
 of one document can lose each other (see ``shared/tests/integration/test_store.py``).
-Its index-pushdown patch makes FerretDB's SQLite backend read through an index for
-equality on ``_id`` (the ``_id_`` index), and for equality to a plain string or bool on
-a top-level field that is a key of one of the collection's indexes and has never held an
-array in any of its documents (not multikey), at the filter's top level or inside its
-top-level ``$and`` (recursively). Every other condition is checked on what those return,
-or on a full scan; ``uses_index`` reads either store's plan.
+Its pushdown patches (``index-pushdown.patch``, ``range-sort-pushdown.patch``) make
+FerretDB's SQLite backend build each index on the SQL values of its top-level fields
+(``->>``) and read through it for the conditions, sorts and limits it can prove it
+applies exactly as MongoDB would, on ``_id`` and on a top-level field that is a key of
+one of the collection's indexes and has never held an array (not multikey):
+
+* conditions: equality to a string, number, date, bool, ObjectId or null, ``$eq``,
+  ``$gt``/``$gte``/``$lt``/``$lte`` (not to null), ``$ne: None``, ``$in``, in the
+  filter's conjunction, in ``$and`` and in ``$or`` (every branch pushable); the keyset
+  ``$or`` of ``find_page`` gets an implied bound on its first key, so SQLite seeks to
+  the page instead of walking to it;
+* a sort whose every key (``_id`` included) only ever held values of one family
+  (strings, numbers of any width, dates, bools, ObjectIds) besides null/missing, which
+  the patch records per field as it records arrays: then SQLite's order is MongoDB's;
+* the limit, when the whole filter was translated exactly (no condition left to the
+  handler, and each comparison on a field of the operand's family only) and the whole
+  sort was pushed down.
+
+Everything else (other operators, dotted paths, unindexed or mixed-type fields, regular
+expressions, ...) is checked by FerretDB on what comes back, or on a full scan, and then
+the limit and the sort are applied after loading every matching document, unless the
+sort was pushed down: then FerretDB streams the rows in the index's order (checking that
+order), applies the other conditions itself and stops at the limit. ``uses_index`` reads
+either store's plan; ``reads_one_page`` also requires the sort and limit to be served by
+the index (no in-memory sort).
 """
 
 from __future__ import annotations
@@ -115,12 +134,26 @@ def decode_cursor(cursor: str, expected: int) -> list[Any]:
 
 
 def _after(keys: Sequence[SortKey], values: Sequence[Any]) -> Document:
-    """The filter for items strictly after ``values`` in the order of ``keys``."""
+    """The filter for items strictly after ``values`` in the order of ``keys``.
+
+    In MongoDB's order null and missing are lowest: after a null comes every non-null
+    value ascending and nothing descending, and after a value descending come the lower
+    ones and then the nulls (``{key: None}``; not for ``_id``, which is never null). A
+    range alone (``$gt``/``$lt``) never matches null, nor ``$gt: None`` anything. A
+    range only matches values of its operand's type, so a sort key must hold one type
+    (numbers of any width being one) besides null."""
     branches: list[Document] = []
     for i, (key, direction) in enumerate(keys):
-        branch: Document = {k: v for (k, _), v in zip(keys[:i], values[:i], strict=True)}
-        branch[key] = {"$gt" if direction == ASCENDING else "$lt": values[i]}
-        branches.append(branch)
+        prefix: Document = {k: v for (k, _), v in zip(keys[:i], values[:i], strict=True)}
+        value = values[i]
+        if direction == ASCENDING:
+            branches.append({**prefix, key: {"$ne": None} if value is None else {"$gt": value}})
+        elif value is not None:
+            branches.append({**prefix, key: {"$lt": value}})
+            if key != "_id":
+                branches.append({**prefix, key: None})
+    if not branches:
+        return {"_id": {"$in": []}}
     return {"$or": branches} if len(branches) > 1 else branches[0]
 
 
@@ -262,6 +295,55 @@ def uses_index(explain: Mapping[str, Any]) -> bool:
             if isinstance(stage, Mapping) and isinstance(stage.get("$cursor"), Mapping)
         ]
     return any(_planner_uses_index(planner) for planner in planners)
+
+
+def _plan_has_stage(node: Any, stages: frozenset[str]) -> bool:
+    if isinstance(node, list):
+        return any(_plan_has_stage(child, stages) for child in node)
+    if not isinstance(node, Mapping):
+        return False
+    if node.get("stage") in stages:
+        return True
+    return any(_plan_has_stage(node[key], stages) for key in _CHILD_STAGES if key in node)
+
+
+_SORT_STAGES = frozenset({"SORT", "SORT_KEY_GENERATOR"})
+
+
+def page_plan_problems(explain: Mapping[str, Any], *, exact_filter: bool = True) -> list[str]:
+    """Why the plan in a find's ``explain`` answer does not read one page through an index
+    (empty when it does): it must use an index (``uses_index``) and sort nothing in memory.
+
+    On MongoDB: no ``SORT`` stage in the winning plan (the index gives the order; a limit
+    then stops the scan). On FerretDB (SQLite): ``sortPushdown`` and ``limitPushdown``
+    (the backend applied the whole filter, the sort and the limit), and no ``USE TEMP
+    B-TREE`` line (SQLite walks the index in the sort's order). With ``exact_filter``
+    false, for a filter with conditions FerretDB cannot translate (an array field, a
+    dotted path, a regular expression), ``limitPushdown`` is not required: with the sort
+    pushed down FerretDB streams the index's rows in order, checks those conditions
+    itself and stops at the limit. Explain what ``find_page`` sends (``explain_page``),
+    so that the limit is in it."""
+    problems: list[str] = []
+    if not uses_index(explain):
+        problems.append("no index is used")
+    planner = explain.get("queryPlanner")
+    if isinstance(planner, Mapping) and "winningPlan" in planner:  # MongoDB
+        if _plan_has_stage(planner["winningPlan"], _SORT_STAGES):
+            problems.append("the winning plan sorts in memory (a SORT stage)")
+        return problems
+    if explain.get("sortPushdown") is not True:
+        problems.append("the sort is not pushed down (sortPushdown)")
+    if exact_filter and explain.get("limitPushdown") is not True:
+        problems.append("the limit is not pushed down (limitPushdown)")
+    lines = planner.get("Plan") if isinstance(planner, Mapping) else None
+    if isinstance(lines, list) and any(isinstance(x, str) and "TEMP B-TREE" in x for x in lines):
+        problems.append("SQLite sorts in a temporary b-tree (USE TEMP B-TREE)")
+    return problems
+
+
+def reads_one_page(explain: Mapping[str, Any], *, exact_filter: bool = True) -> bool:
+    """Whether a find's plan reads one page through an index (see ``page_plan_problems``)."""
+    return not page_plan_problems(explain, exact_filter=exact_filter)
 
 
 def utc_now() -> datetime:

@@ -9,7 +9,7 @@ import pytest
 
 from contacts.leads.repository import SORTS, ContactFilter, ContactRepository
 from gala.contracts.contacts import ContactStatus, LeadSource
-from gala.store import uses_index
+from gala.store import page_plan_problems, uses_index
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -46,8 +46,12 @@ async def test_each_listing_page_reads_through_an_index(listed, filter_name, sor
     venue, repository = listed
     where = FILTERS[filter_name]
     items, cursor = await repository.page(venue, where, sort, limit=2, cursor=None)
-    assert uses_index(await repository.explain(venue, where, sort, 2, None))
+    explain = await repository.explain(venue, where, sort, 2, None)
+    assert uses_index(explain)
+    assert not page_plan_problems(explain), explain
     if cursor is not None:
-        assert uses_index(await repository.explain(venue, where, sort, 2, cursor))
+        explain = await repository.explain(venue, where, sort, 2, cursor)
+        assert uses_index(explain)
+        assert not page_plan_problems(explain), explain
     if filter_name != "heat":  # (the heat of these contacts is whatever the rules say)
         assert items

@@ -21,6 +21,8 @@ COLLECTION = "messages"
 READ_MARKERS = "read_markers"
 INDEXES: Sequence[Index] = (
     Index(COLLECTION, [("venueId", 1), ("projectId", 1), ("seq", 1)], unique=True),
+    # the history's page: its order (newest first) and the id find_page adds as the tie-break
+    Index(COLLECTION, [("venueId", 1), ("projectId", 1), ("seq", 1), ("_id", 1)]),
 )
 NEWEST_FIRST: Sequence[tuple[str, int]] = [("seq", DESCENDING)]
 

@@ -49,6 +49,14 @@ INDEXES: Sequence[Index] = (
     ),
     Index(COLLECTION, [("venueId", ASCENDING), ("role", ASCENDING)], name="users_venue_role"),
     Index(COLLECTION, [("venueId", ASCENDING), ("_id", ASCENDING)], name="users_venue_id"),
+    # the listing's filters (role, active, both), each then in its order (the id)
+    Index(COLLECTION, [("venueId", 1), ("role", 1), ("_id", 1)], name="users_venue_role_id"),
+    Index(COLLECTION, [("venueId", 1), ("active", 1), ("_id", 1)], name="users_venue_active_id"),
+    Index(
+        COLLECTION,
+        [("venueId", 1), ("role", 1), ("active", 1), ("_id", 1)],
+        name="users_venue_role_active_id",
+    ),
     # the internal look-up by email across venues (dev tooling)
     Index(COLLECTION, [("email", ASCENDING)], name="users_email"),
 )

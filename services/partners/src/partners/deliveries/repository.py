@@ -28,16 +28,21 @@ CLAIM = "claim"
 LOG_SORT = [("createdAt", DESCENDING), ("_id", DESCENDING)]
 INDEXES: Sequence[Index] = (
     Index(COLLECTION, [("status", ASCENDING), ("nextAttemptAt", ASCENDING)], name="due"),
-    Index(COLLECTION, [("endpointId", ASCENDING), ("createdAt", DESCENDING)], name="log"),
-    Index(
-        COLLECTION,
-        [("endpointId", ASCENDING), ("status", ASCENDING), ("createdAt", DESCENDING)],
-        name="log_status",
-    ),
-    Index(
-        COLLECTION,
-        [("endpointId", ASCENDING), ("eventType", ASCENDING), ("createdAt", DESCENDING)],
-        name="log_type",
+    # the log's page for each filter: the venue and endpoint, the filter, then its order
+    # (newest first) and the id find_page adds as the tie-break
+    *(
+        Index(
+            COLLECTION,
+            [
+                ("venueId", ASCENDING),
+                ("endpointId", ASCENDING),
+                *((name, ASCENDING) for name in filtered),
+                ("createdAt", DESCENDING),
+                ("_id", DESCENDING),
+            ],
+            name="_".join(("log_page", *filtered)),
+        )
+        for filtered in ((), ("status",), ("eventType",))
     ),
 )
 

@@ -24,6 +24,8 @@ CLAIMS = "room_claims"
 
 INDEXES: Sequence[Index] = (
     Index(COLLECTION, [("venueId", ASCENDING), ("nameKey", ASCENDING)], unique=True),
+    # the listing's page: its order (by name) and the id find_page adds as the tie-break
+    Index(COLLECTION, [("venueId", ASCENDING), ("nameKey", ASCENDING), ("_id", ASCENDING)]),
     Index(CLAIMS, [("opportunityId", ASCENDING)]),
 )
 
