@@ -31,6 +31,7 @@ os.environ.setdefault("GALA_DEV_MODE", "true")  # a benchmark runs on the local 
 from kernel_samples import WidgetKit  # noqa: E402
 
 from gala.app import ProcessRole, Runtime  # noqa: E402
+from gala.benchmarking import Figure, report  # noqa: E402
 from gala.settings import Settings  # noqa: E402
 from gala.store import Store  # noqa: E402
 from gala.testing import free_port, unique_name  # noqa: E402
@@ -107,10 +108,28 @@ async def main() -> None:
     args = parser.parse_args()
     infra = Settings()
     print(f"{'settings':24} {'stop':8} {'longest wait, 3 running':>24} {'after the stop':>15}")
+    waits: dict[tuple[str, str], float] = {}
     for name, config in CONFIGS.items():
         for stop in (signal.SIGTERM, signal.SIGKILL):
             before, after = await one_run(infra, config, stop, args.rate, args.seconds)
             print(f"{name:24} {stop.name:8} {before:23.2f}s {after:14.2f}s", flush=True)
+            waits[name, stop.name] = after
+    defaults, gala = "kafka client defaults", "gala settings"
+    report(
+        "Consumers: how long one of three replicas stopping makes events wait",
+        [
+            Figure(
+                f"longest wait after a {stop}, {gala}",
+                waits[gala, stop],
+                "s",
+                baseline=waits[defaults, stop],
+                baseline_name=defaults,
+                higher_is_better=False,
+            )
+            for stop in ("SIGTERM", "SIGKILL")
+        ],
+        scale=f"{args.rate:g} events/s for {args.seconds:g} s",
+    )
 
 
 if __name__ == "__main__":

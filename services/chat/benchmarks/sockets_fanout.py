@@ -75,7 +75,8 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
 from chat.bootstrap import service as chat_service
-from gala.contracts.projects import ProjectCreated
+from gala.benchmarking import Figure, report
+from gala.contracts.projects import ProjectCreated, ProjectStatus
 from gala.identity import IDENTITY_HEADER, InternalTokens, Principal, Role
 from gala.settings import Settings
 from gala.store import Store
@@ -671,7 +672,7 @@ async def create_projects(
                 venue_id=venue,
                 opportunity_id=str(uuid.uuid4()),
                 name=f"Bench wedding {n}",
-                status="ACTIVE",
+                status=ProjectStatus.ACTIVE,
                 start_date=moment,
                 end_date=moment + timedelta(hours=12),
                 client_ids=clients[n],
@@ -777,6 +778,38 @@ def ratios(baseline: Figures, runs: Sequence[Figures]) -> None:
     print(
         f"  (baseline: p50 {baseline.big.p50:.1f} ms, p99 {baseline.big.p99:.1f} ms,"
         f" {baseline.throughput:,.0f} deliveries/s; big project)"
+    )
+    figures = []
+    for run in runs:
+        figures += [
+            Figure(
+                f"{run.name}: delivery p50",
+                run.big.p50,
+                "ms",
+                baseline=baseline.big.p50,
+                baseline_name="bare WebSocket relay",
+                higher_is_better=False,
+            ),
+            Figure(
+                f"{run.name}: delivery p99",
+                run.big.p99,
+                "ms",
+                baseline=baseline.big.p99,
+                baseline_name="bare WebSocket relay",
+                higher_is_better=False,
+            ),
+            Figure(
+                f"{run.name}: deliveries/s",
+                run.throughput,
+                "/s",
+                baseline=baseline.throughput,
+                baseline_name="bare WebSocket relay",
+            ),
+        ]
+    report(
+        "Chat: delivery to 1,000 + 200 sockets",
+        figures,
+        scale=f"{BIG_SOCKETS} sockets on one project, {SMALL_PROJECTS} x {SMALL_SOCKETS}",
     )
 
 

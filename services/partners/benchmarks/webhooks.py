@@ -39,6 +39,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gala.app import ProcessRole
+from gala.benchmarking import Figure, report
 from gala.contracts.pipeline import OpportunityWon
 from gala.identity import Role
 from gala.testing import (
@@ -197,6 +198,21 @@ async def main() -> None:
     print(f"{count} deliveries to {ENDPOINTS - 1} live endpoints (+1 that never answers):")
     print(f"  webhooks      {count / took:8.0f} deliveries/s  ({took:.1f} s)")
     print(f"  bare POSTs    {count / bare:8.0f} requests/s    ({bare:.1f} s, same receivers)")
+    report(
+        "Webhooks: publication to receipt, and deliveries to 100 endpoints",
+        [
+            Figure("publication -> receipt p50", p50, "ms", higher_is_better=False),
+            Figure("publication -> receipt p99", p99, "ms", higher_is_better=False),
+            Figure(
+                "deliveries/s, 99 live endpoints + 1 that never answers",
+                count / took,
+                "/s",
+                baseline=count / bare,
+                baseline_name="bare HTTP POST loop, same receivers",
+            ),
+        ],
+        scale=f"{len(samples)} events one at a time; a burst of {count}",
+    )
 
 
 if __name__ == "__main__":
