@@ -64,16 +64,18 @@ export GALA_K8S_VALIDATE_PYTHON := $(abspath $(K8S_VALIDATE))/bin/python
 PROMTOOL := .tools/promtool/promtool
 export GALA_PROMTOOL := $(abspath $(PROMTOOL))
 
-.PHONY: help venv tools deploy-tools node-tools chromium contracts lock infra-up infra-down infra-status infra-logs test dev lint fmt clean
+.PHONY: help venv tools deploy-tools node-tools chromium bench-tools contracts lock infra-up infra-down infra-status infra-logs test bench dev lint fmt clean
 
 help:
 	@echo "make venv          create/refresh .venv (only when requirements.lock or a pyproject.toml changed)"
 	@echo "make tools         build the pinned stripe-mock into .tools/ (needs go)"
 	@echo "make node-tools    npm ci tools/asyncapi and the Node.js webhook receiver example (when a lock changed)"
 	@echo "make chromium      apt-get install Debian's chromium when /usr/bin/chromium is missing (root)"
+	@echo "make bench-tools   apt-get install Debian's wrk (the HTTP benchmark's load) when it is missing (root)"
 	@echo "make deploy-tools  kustomize, KEDA's CRDs, kubernetes-validate, promtool into .tools/ (deploy checks)"
 	@echo "make contracts     regenerate the published event contract (JSON Schemas, AsyncAPI)"
 	@echo "make lock          recompile requirements.lock from requirements.in"
+	@echo "make bench         run every benchmark (own infra) and write docs/benchmarks.md; BENCH=words picks"
 	@echo "make infra-up      start local Kafka + MongoDB-wire store (idempotent)"
 	@echo "make infra-down    stop what infra-up started; WIPE=1 also deletes data"
 	@echo "make infra-status  what answers, and who started it"
@@ -115,6 +117,16 @@ chromium:
 			echo "chromium is missing: run 'sudo apt-get install -y chromium' (Debian's)" >&2; exit 1; \
 		fi; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
+
+# wrk drives gateway/benchmarks/http_path.py's load (without it, a slower Python load
+# generator does, and the figures say so).
+bench-tools:
+	@if ! command -v wrk >/dev/null; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "wrk is missing: run 'sudo apt-get install -y wrk' (Debian's)" >&2; exit 1; \
+		fi; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; \
 	fi
 
 $(KUSTOMIZE):
@@ -168,6 +180,11 @@ infra-logs:
 
 test: venv tools node-tools chromium deploy-tools
 	deploy/local/test.sh
+
+# Every benchmark, one at a time, on infrastructure of its own; writes docs/benchmarks.md.
+# Not part of CI (figures are not tests); BENCH="board import" runs a subset.
+bench: venv bench-tools
+	deploy/local/bench.sh
 
 dev: venv tools
 	$(PYTHON) deploy/local/dev.py

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
-import uvicorn
-
+from gala.app import serve, server_config
 from gala.logging import configure_logging
 from gala.settings import load_settings
 from gala.tracing import configure_tracing
@@ -23,16 +21,14 @@ def main() -> None:
     settings.require_identity_provider()
     configure_logging("gateway", settings.log_level)
     configure_tracing("gateway")
-    config = uvicorn.Config(
-        create_app(settings),
-        host=args.host or settings.host,
-        port=args.port or settings.port_for("gateway", PORT),
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        ws_max_size=settings.ws_max_frame_bytes,
+    serve(
+        server_config(
+            create_app(settings),
+            host=args.host or settings.host,
+            port=args.port or settings.port_for("gateway", PORT),
+            ws_max_size=settings.ws_max_frame_bytes,
+        )
     )
-    asyncio.run(uvicorn.Server(config).serve())
 
 
 main()

@@ -21,13 +21,14 @@ from gala.health import health_router
 from gala.identity import InternalTokens, Principal
 from gala.metrics import HttpMetricsMiddleware, metrics_router
 from gala.middleware import RequestMiddleware
+from gala.tracing import native_telemetry
 from gateway.auth import JwksCache, SessionVerifier
 from gateway.devauth import SigningKey, jwks
 from gateway.directory import UserDirectory
 from gateway.edge import RateLimiter, SecurityHeadersMiddleware
 from gateway.openapi import MergedOpenApi
 from gateway.partnerkeys import PartnerKeys, is_partner_key
-from gateway.paths import PathGuardMiddleware, forwardable_path, forwardable_target
+from gateway.paths import PathGuardMiddleware, checked_target, forwardable_path
 from gateway.proxy import Upstreams, limited_stream, read_body
 from gateway.routing import API_PREFIX, route_for
 from gateway.settings import SERVICES, GatewaySettings
@@ -155,7 +156,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await gateway.close()
 
     app = FastAPI(
-        title="Gala gateway", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None
+        title="Gala gateway",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        telemetry=native_telemetry(),
     )
     install_problem_handlers(app)
     app.add_middleware(PathGuardMiddleware)  # innermost: its refusals get every header
@@ -225,16 +231,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.api_route(f"{API_PREFIX}/{{path:path}}", methods=ALL_METHODS, include_in_schema=False)
     async def proxy(request: Request, path: str) -> Response:
         gateway = gateway_of(request)
-        target = forwardable_target(request.scope)
-        route = route_for(request.method, request.url.path)
+        target = checked_target(request.scope)
+        route = route_for(request.method, request.scope["path"])
         if route is None:
-            raise NotFound(f"No service serves {request.url.path}.")
+            raise NotFound(f"No service serves {request.scope['path']}.")
         identity = None
         if route.public:
             gateway.limiter.check(f"addr:{caller_address(gateway.settings, request)}")
         else:
             principal = await gateway.principal(bearer_token(request), partner_route=route.partner)
-            identity = gateway.tokens.issue(principal)
+            identity = gateway.tokens.issue_reused(principal)
         if route.upload:
             body = await limited_stream(request, gateway.settings.max_upload_bytes)
             return await gateway.upstreams.forward(

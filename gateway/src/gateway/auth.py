@@ -5,6 +5,12 @@ These are the checks Clerk's SDKs make on its session tokens (claims ``sub``, ``
 (cached; an unknown ``kid`` triggers one refetch, so rotated keys are picked up), the
 issuer, ``exp``/``nbf`` with a small leeway, and ``azp`` against an allowlist when set.
 Only RS256 is accepted: ``none`` and HS256 (e.g. signed with the public key) are refused.
+
+A verified token's claims are kept per token (:class:`gala.identity.TokenCache`: by the
+token's SHA-256, bounded, never past its ``exp`` nor longer than the JWKS cache time), so
+the RSA signature of a session is checked once per gateway process, not per request.
+Who the subject is (active, role, venue) is not part of it: the user directory answers
+that, with its own short cache, on every request.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 
 from gala.errors import ServiceUnavailable, Unauthorized
+from gala.identity import TokenCache
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +42,13 @@ class JwksCache:
     def __init__(self, url: str, http: httpx.AsyncClient, *, ttl_seconds: float = 300.0) -> None:
         self.url = url
         self._http = http
-        self._ttl = ttl_seconds
+        self.ttl = ttl_seconds
         self._keys: dict[str, RSAPublicKey] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
 
     async def key(self, kid: str) -> RSAPublicKey:
-        if time.monotonic() - self._fetched_at > self._ttl:
+        if time.monotonic() - self._fetched_at > self.ttl:
             await self.refresh()
         key = self._keys.get(kid)
         if key is None and time.monotonic() - self._fetched_at > REFETCH_MIN_INTERVAL_SECONDS:
@@ -53,7 +60,7 @@ class JwksCache:
 
     async def ensure_fresh(self) -> None:
         """Fetch the keys if they are missing or older than the cache lifetime."""
-        if not self._keys or time.monotonic() - self._fetched_at > self._ttl:
+        if not self._keys or time.monotonic() - self._fetched_at > self.ttl:
             await self.refresh()
 
     async def refresh(self) -> None:
@@ -99,11 +106,23 @@ class SessionVerifier:
         self._issuer = issuer
         self._parties = set(authorized_parties)
         self._leeway = leeway_seconds
+        self.verified: TokenCache[dict[str, Any]] = TokenCache()
 
     async def verify(self, token: str | None) -> dict[str, Any]:
         """The token's claims, or 401 with the reason."""
         if not token:
             raise Unauthorized("A session token is required (Authorization: Bearer ...).")
+        cached = self.verified.get(token)
+        if cached is not None:
+            return cached
+        claims = await self._verify(token)
+        exp = claims.get("exp")
+        if isinstance(exp, int | float):
+            until = min(float(exp), time.time() + self._jwks.ttl)
+            self.verified.put(token, claims, until=until)
+        return claims
+
+    async def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

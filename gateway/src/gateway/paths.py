@@ -50,6 +50,16 @@ def forwardable_path(raw_path: bytes) -> str:
     return raw_path.decode("ascii")
 
 
+CHECKED_TARGET = "gala.checked_target"
+"""Where :class:`PathGuardMiddleware` leaves the target it checked (the proxy reuses it)."""
+
+
+def checked_target(scope: Scope) -> bytes:
+    """The target :class:`PathGuardMiddleware` checked for this request, else checked now."""
+    target: bytes | None = scope.get(CHECKED_TARGET)
+    return target if target is not None else forwardable_target(scope)
+
+
 def forwardable_target(scope: Scope) -> bytes:
     """The request target to forward: the raw path and the raw query, both checked."""
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
@@ -73,7 +83,7 @@ class PathGuardMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            forwardable_target(scope)
+            scope[CHECKED_TARGET] = forwardable_target(scope)
         except InvalidPath as exc:
             if scope["type"] == "http":
                 body = exc.to_problem(None)

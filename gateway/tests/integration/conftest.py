@@ -1,15 +1,17 @@
 """A running gateway in front of a real contacts service, with a test JWKS server.
 
 The other upstreams are small stand-ins served over real HTTP: a "pipeline" with a slow
-endpoint and an identity echo, a "chat" WebSocket echo, and "projects"/"billing"/
+endpoint, an identity echo and a big answer, a "chat" WebSocket echo, and "projects"/"billing"/
 "partners" on ports where nothing listens (down).
 """
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
 from fastapi import FastAPI, Request, WebSocket
+from starlette.responses import Response, StreamingResponse
 
 from contacts.bootstrap import service as contacts_service
 from gala.app import ProcessRole, create_app
@@ -23,6 +25,7 @@ from gateway.settings import GatewaySettings
 ISSUER = "https://clerk.gala.test"
 APP_PARTY = "https://app.gala.test"
 SECRET = "integration-test-internal-secret-0123456789"
+BIG_ANSWER = bytes(range(256)) * 4096  # 1 MiB
 
 
 @dataclass
@@ -73,6 +76,20 @@ def pipeline_stand_in(tokens: InternalTokens) -> FastAPI:
     @app.get("/api/v1/rooms/echo")
     async def echo_get(request: Request) -> dict:
         return await echo(request)
+
+    @app.get("/api/v1/rooms/big")
+    async def big(sized: bool = False) -> Response:
+        """BIG_ANSWER, with its length (larger than what the gateway reads whole) or
+        streamed in chunks without one."""
+        if sized:
+            return Response(BIG_ANSWER, media_type="application/octet-stream")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(BIG_ANSWER), 100_000):
+                yield BIG_ANSWER[start : start + 100_000]
+                await asyncio.sleep(0)
+
+        return StreamingResponse(chunks(), media_type="application/octet-stream")
 
     @app.post("/api/v1/rooms/echo")
     async def echo(request: Request) -> dict:

@@ -40,7 +40,7 @@ from gala.metrics import HttpMetricsMiddleware, metrics_router
 from gala.middleware import RequestMiddleware
 from gala.settings import Settings, load_settings, settings_as
 from gala.store import Index, Store
-from gala.tracing import configure_tracing
+from gala.tracing import configure_tracing, native_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +282,7 @@ def create_app(
         description=definition.description,
         version="1",
         lifespan=lifespan,
+        telemetry=native_telemetry(),
     )
     app.openapi = openapi_with_problems(app)  # type: ignore[method-assign]
     app.state.runtime = runtime
@@ -303,15 +304,21 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-def get_store(request: Request) -> Store:
+# The dependencies are coroutines: FastAPI runs a plain function dependency in a worker
+# thread (a hop there and back on every request); these only read an attribute.
+async def _runtime(request: Request) -> Runtime:
+    return get_runtime(request)
+
+
+async def get_store(request: Request) -> Store:
     return get_runtime(request).store
 
 
-def get_outbox(request: Request) -> Outbox:
+async def get_outbox(request: Request) -> Outbox:
     return get_runtime(request).outbox
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 StoreDep = Annotated[Store, Depends(get_store)]
 OutboxDep = Annotated[Outbox, Depends(get_outbox)]
 
@@ -338,16 +345,52 @@ def run(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> Non
     configure_logging(definition.name, settings.log_level)
     configure_tracing(definition.name)
     app = create_app(definition, ProcessRole(args.role), settings)
-    config = uvicorn.Config(
-        app,
-        host=args.host or settings.host,
-        port=args.port or settings.port_for(definition.name, definition.port),
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-        # heartbeats: a socket whose peer stops answering pings is closed
-        ws_ping_interval=20.0,
-        ws_ping_timeout=20.0,
+    serve(
+        server_config(
+            app,
+            host=args.host or settings.host,
+            port=args.port or settings.port_for(definition.name, definition.port),
+            lifespan="on",
+            # heartbeats: a socket whose peer stops answering pings is closed
+            ws_ping_interval=20.0,
+            ws_ping_timeout=20.0,
+        )
     )
-    asyncio.run(uvicorn.Server(config).serve())
+
+
+LOOP = "uvloop"
+HTTP = "httptools"
+
+
+def server_config(app: Any, *, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """How every Gala process serves HTTP (services and the gateway): uvloop's event loop
+    and httptools' HTTP parser (``uvicorn[standard]``), no access log (the request
+    middleware logs), a graceful shutdown of at most 10 s."""
+    settings: dict[str, Any] = {
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+        **options,
+    }
+    return uvicorn.Config(app, host=host, port=port, loop=LOOP, http=HTTP, **settings)
+
+
+def serve(config: uvicorn.Config) -> None:
+    """Serve ``config`` until a signal stops it, on the event loop it names (uvloop: a
+    bare ``asyncio.run`` would run uvicorn on asyncio's own loop, whatever it says)."""
+    config.load()  # resolves the protocol classes (and fails here, not after binding)
+    server = uvicorn.Server(config)
+
+    async def serving() -> None:
+        log.info(
+            "serving",
+            extra={
+                "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+                "http_protocol": getattr(config.http_protocol_class, "__name__", "?"),
+                "port": config.port,
+            },
+        )
+        await server.serve()
+
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(serving())

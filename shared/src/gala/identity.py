@@ -4,13 +4,21 @@ The gateway authenticates the end user, resolves their role and venue, and forwa
 short-lived internal token (HS256 over a secret shared by the gateway and services) in
 the ``X-Gala-Identity`` header. Services verify it on every request: a request that
 bypasses the gateway has no valid token and gets 401.
+
+Verifying a signature on every request is most of what a small read costs, so what a
+token was found to say is kept (:class:`TokenCache`: keyed by the token's SHA-256, at
+most a bounded number of tokens, least recently used first out, never past the token's
+``exp``), and the gateway signs one token per principal for part of its lifetime
+(:meth:`InternalTokens.issue_reused`) instead of one per request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections import OrderedDict
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 import jwt
 from fastapi import Depends, Request
@@ -23,6 +31,12 @@ ISSUER = "gala-gateway"
 AUDIENCE = "gala-services"
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 5
+TOKEN_CACHE_SIZE = 10_000
+REUSE_FRACTION = 0.5
+"""The gateway reuses a principal's token for this part of its lifetime (then signs anew),
+so that a forwarded token always has at least the rest of its lifetime left."""
+
+V = TypeVar("V")
 
 
 class Role(StrEnum):
@@ -53,14 +67,65 @@ class Principal(BaseModel):
         return self.role in roles
 
 
-class InternalTokens:
-    """Issues and verifies internal identity tokens with one shared secret."""
+class TokenCache(Generic[V]):
+    """What verifying a token found, by the token's SHA-256: an answer is served only
+    before its ``until`` (a wall-clock time: the token's ``exp`` or earlier), and at most
+    ``size`` tokens are kept (the least recently used goes first).
 
-    def __init__(self, secret: str, ttl_seconds: int = 120) -> None:
+    Keyed by the whole token, signature included: a token that differs in any byte (a
+    forged signature, another key) is a miss and is verified in full."""
+
+    def __init__(self, size: int = TOKEN_CACHE_SIZE) -> None:
+        self.size = size
+        self.hits = 0
+        self._entries: OrderedDict[bytes, tuple[float, V]] = OrderedDict()
+
+    @staticmethod
+    def key(token: str) -> bytes:
+        return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+    def get(self, token: str, *, now: float | None = None) -> V | None:
+        key = self.key(token)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= (time.time() if now is None else now):
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry[1]
+
+    def put(self, token: str, value: V, *, until: float) -> None:
+        key = self.key(token)
+        self._entries[key] = (until, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class InternalTokens:
+    """Issues and verifies internal identity tokens with one shared secret.
+
+    A verified token's claims are kept until its ``exp`` (:class:`TokenCache`), so each
+    token's signature is checked once per process, not once per request."""
+
+    def __init__(
+        self, secret: str, ttl_seconds: int = 120, *, leeway_seconds: int = LEEWAY_SECONDS
+    ) -> None:
         if len(secret) < 32:
             raise ValueError("the internal token secret must be at least 32 characters")
         self._secret = secret
         self._ttl = ttl_seconds
+        self._leeway = leeway_seconds
+        self.verified: TokenCache[dict[str, Any]] = TokenCache()
+        self._issued: dict[Principal, tuple[float, str]] = {}
 
     def issue(self, principal: Principal, *, now: float | None = None) -> str:
         """A token for a user's request, as the gateway forwards it."""
@@ -68,6 +133,22 @@ class InternalTokens:
             {"sub": principal.user_id, "venue": principal.venue_id, "role": principal.role.value},
             now,
         )
+
+    def issue_reused(self, principal: Principal) -> str:
+        """A token for ``principal``: the one signed earlier while it has lived less than
+        :data:`REUSE_FRACTION` of its lifetime, else a new one (the gateway's per-request
+        path: one signature per principal every ``ttl * REUSE_FRACTION`` seconds)."""
+        now = time.time()
+        found = self._issued.get(principal)
+        if found is not None and now < found[0]:
+            return found[1]
+        token = self.issue(principal, now=now)
+        if len(self._issued) >= TOKEN_CACHE_SIZE:
+            self._issued = {p: e for p, e in self._issued.items() if e[0] > now}
+            if len(self._issued) >= TOKEN_CACHE_SIZE:
+                self._issued.clear()
+        self._issued[principal] = (int(now) + self._ttl * REUSE_FRACTION, token)
+        return token
 
     def issue_for_service(self, service: str, *, now: float | None = None) -> str:
         """A token for a Gala process calling an internal endpoint on its own behalf."""
@@ -103,6 +184,9 @@ class InternalTokens:
     def _claims(self, token: str | None) -> dict[str, Any]:
         if not token:
             raise Unauthorized("No identity: requests must come through the gateway.")
+        cached = self.verified.get(token)
+        if cached is not None:
+            return cached
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -110,13 +194,16 @@ class InternalTokens:
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                leeway=LEEWAY_SECONDS,
+                leeway=self._leeway,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("The identity token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized("The identity token is not valid.") from exc
+        exp = claims["exp"]
+        if isinstance(exp, int | float):
+            self.verified.put(token, claims, until=float(exp))
         return claims
 
 

@@ -7,11 +7,12 @@ bound for logs and for the events the request causes; the request id is echoed b
 
 from __future__ import annotations
 
-from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gala.context import bound, new_id, safe_id
-from gala.tracing import context_from_traceparent, tracer
+from gala.tracing import request_span
+
+_READ = frozenset({b"x-request-id", b"x-correlation-id", b"traceparent"})
 
 
 class RequestMiddleware:
@@ -22,22 +23,24 @@ class RequestMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        request = safe_id(headers.get("x-request-id")) or new_id()
-        correlation = safe_id(headers.get("x-correlation-id")) or request
-        parent = context_from_traceparent(headers.get("traceparent"))
+        wanted: dict[bytes, str] = {}
+        for key, value in scope["headers"]:  # only the three it reads, not a copy of all
+            if (name := key.lower()) in _READ:
+                wanted[name] = value.decode("latin-1")
+        request = safe_id(wanted.get(b"x-request-id")) or new_id()
+        correlation = safe_id(wanted.get(b"x-correlation-id")) or request
         name = f"{scope.get('method', 'WS')} {scope['path']}"
         with (
-            tracer().start_as_current_span(
-                name, context=parent, kind=trace.SpanKind.SERVER
-            ) as span,
+            request_span(name, wanted.get(b"traceparent")) as span,
             bound(request=request, correlation=correlation),
         ):
-            span.set_attribute("url.path", scope["path"])
+            if span.is_recording():
+                span.set_attribute("url.path", scope["path"])
 
             async def send_with_id(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    span.set_attribute("http.response.status_code", message["status"])
+                    if span.is_recording():
+                        span.set_attribute("http.response.status_code", message["status"])
                     message["headers"] = [
                         *message.get("headers", []),
                         (b"x-request-id", request.encode()),

@@ -13,6 +13,7 @@ from gala.identity import (
     InternalTokens,
     Principal,
     Role,
+    TokenCache,
     VenueId,
     require_roles,
 )
@@ -121,3 +122,62 @@ def test_service_and_user_tokens_are_not_interchangeable():
         tokens.verify(tokens.issue_for_service("gateway"))
     with pytest.raises(Unauthorized, match="Gala's own services"):
         tokens.verify_service(tokens.issue(ALICE))
+
+
+# --- the verification cache and the reused tokens (issue #16) ------------------------
+
+
+def test_a_verified_token_is_checked_once_then_served_from_the_cache():
+    tokens = InternalTokens(SECRET)
+    token = tokens.issue(ALICE)
+    assert tokens.verify(token) == ALICE
+    assert tokens.verify(token) == ALICE
+    assert tokens.verified.hits == 1
+    assert len(tokens.verified) == 1
+
+
+def test_the_cache_never_serves_a_token_past_its_exp():
+    tokens = InternalTokens(SECRET, ttl_seconds=1, leeway_seconds=0)
+    token = tokens.issue(ALICE)
+    assert tokens.verify(token) == ALICE  # now cached
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    while time.time() <= exp:
+        time.sleep(0.05)
+    with pytest.raises(Unauthorized, match="expired"):
+        tokens.verify(token)
+
+
+def test_a_token_differing_only_in_its_signature_is_refused_though_its_twin_is_cached():
+    tokens = InternalTokens(SECRET)
+    token = tokens.issue(ALICE)
+    assert tokens.verify(token) == ALICE
+    header, payload, _signature = token.split(".")
+    _, _, other = InternalTokens("o" * 40).issue(ALICE, now=time.time()).split(".")
+    forged = f"{header}.{payload}.{other}"
+    assert forged != token
+    with pytest.raises(Unauthorized, match="not valid"):
+        tokens.verify(forged)
+
+
+def test_the_cache_keeps_at_most_its_size_least_recently_used_out_first():
+    cache: TokenCache[str] = TokenCache(size=2)
+    until = time.time() + 60
+    cache.put("a", "A", until=until)
+    cache.put("b", "B", until=until)
+    assert cache.get("a") == "A"  # a is now the most recently used
+    cache.put("c", "C", until=until)
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == ("A", None, "C")
+    assert cache.get("a", now=until) is None  # never at or past its time
+
+
+def test_the_gateway_reuses_a_principals_token_for_part_of_its_lifetime():
+    tokens = InternalTokens(SECRET, ttl_seconds=2)
+    bob = Principal(user_id="u-2", venue_id="venue-1", role=Role.ADMIN)
+    first = tokens.issue_reused(ALICE)
+    assert tokens.issue_reused(ALICE) == first
+    assert tokens.issue_reused(bob) != first
+    assert tokens.verify(tokens.issue_reused(bob)) == bob
+    time.sleep(1.1)  # past REUSE_FRACTION of a 2 s lifetime: signed anew, with more left
+    renewed = tokens.issue_reused(ALICE)
+    assert renewed != first
+    assert tokens.verify(renewed) == ALICE
