@@ -3,17 +3,21 @@
 A service keeps what it needs of another service's records (a contact's name, a user's
 role) from the events that carry them, so it never calls that service. Events of one
 record can arrive late or twice: a copy keeps the newest state by event time, and a
-guard (e.g. "not erased") can make a state final.
+guard (e.g. "not erased") can make a state final. A batch of events of many records
+(an import's) is written in one bulk write (``keep_newest_many``, for a batch handler:
+``Subscriptions.on_batch``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gala.store import Document
 
@@ -44,3 +48,62 @@ async def keep_newest(
     except DuplicateKeyError:
         return False  # it exists, and is newer or fails the guard
     return result.matched_count == 1 or result.upserted_id is not None
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One record's state as of an event, for :func:`keep_newest_many`."""
+
+    doc_id: str
+    venue_id: str
+    state: Mapping[str, Any]
+    as_of: datetime
+    guard: Mapping[str, Any] | None = None
+
+
+async def keep_newest_many(collection: AsyncCollection[Document], copies: Sequence[Copy]) -> int:
+    """:func:`keep_newest` for many copies: one read of which records exist, then one
+    unordered bulk write of conditional updates (upserts for the records not there yet);
+    the same result as writing them one by one in their order (of several copies of one
+    record only the newest is written, the later of equally new ones). Answers how many
+    were written (matched or inserted).
+
+    A record that appears meanwhile (a concurrent writer) fails its upsert: then the
+    copies are written one by one. (Upserts are never sent for records that exist: a bulk
+    write's duplicate-key errors are not reported reliably by every store.)"""
+    newest: dict[str, Copy] = {}
+    for copy in copies:
+        kept = newest.get(copy.doc_id)
+        if kept is None or (kept.venue_id == copy.venue_id and copy.as_of >= kept.as_of):
+            newest[copy.doc_id] = copy
+    if not newest:
+        return 0
+    found = collection.find({"_id": {"$in": list(newest)}}, {"_id": 1})
+    existing = {document["_id"] async for document in found}
+    writes = [
+        UpdateOne(
+            _newer_than_stored(copy),
+            {"$set": {**copy.state, "venueId": copy.venue_id, AS_OF: copy.as_of}},
+            upsert=copy.doc_id not in existing,
+        )
+        for copy in newest.values()
+    ]
+    try:
+        result = await collection.bulk_write(writes, ordered=False)
+    except (BulkWriteError, KeyError):  # KeyError: a store's incomplete error answer
+        written = 0
+        for copy in newest.values():
+            written += await keep_newest(
+                collection, copy.doc_id, copy.venue_id, copy.state, copy.as_of, copy.guard
+            )
+        return written
+    return result.matched_count + result.upserted_count
+
+
+def _newer_than_stored(copy: Copy) -> Document:
+    return {
+        "_id": copy.doc_id,
+        "venueId": copy.venue_id,
+        "$or": [{AS_OF: {"$lte": copy.as_of}}, {AS_OF: None}],
+        **(copy.guard or {}),
+    }

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.results import UpdateResult
 
@@ -357,52 +357,85 @@ class OutboxRelay:
     async def _relay_claimed(
         self, collection: AsyncCollection[Document], ids: list[Any]
     ) -> tuple[int, int]:
-        """Claim each document (skipping those leased elsewhere) and relay it."""
+        """Claim the documents (skipping those leased elsewhere) and relay them: four
+        store round trips for the whole batch (claim, read, remove, clear), the events
+        of each document published in order, documents concurrently."""
+        documents = await self._claim(collection, ids)
+        if not documents:
+            return 0, 0
 
-        async def one(doc_id: Any) -> tuple[int, int]:
+        async def one(document: Document) -> list[Document]:
             async with self._slots:
-                document = await self._claim(collection, doc_id)
-                if document is None:
-                    return 0, 0
-                return 1, await self._relay_document(collection, document)
+                return await self._publish_document(document)
 
-        results = await asyncio.gather(*(one(doc_id) for doc_id in ids))
-        return sum(c for c, _ in results), sum(p for _, p in results)
+        results = await asyncio.gather(*(one(d) for d in documents), return_exceptions=True)
+        sent = {
+            d["_id"]: result
+            for d, result in zip(documents, results, strict=True)
+            if not isinstance(result, BaseException)
+        }
+        sent.update(
+            (d["_id"], result.sent)
+            for d, result in zip(documents, results, strict=True)
+            if isinstance(result, _PartlySent)
+        )
+        # Remove what went out and release the leases, even when a publish failed, so
+        # the rest is retried promptly (by this replica or another).
+        removals: list[UpdateOne] = []
+        for document in documents:
+            update: Document = {"$unset": {LEASE: ""}}
+            if sent.get(document["_id"]):
+                # Exact elements as read: FerretDB's $pull matches whole elements only.
+                update["$pullAll"] = {OUTBOX: sent[document["_id"]]}
+            removals.append(UpdateOne({"_id": document["_id"]}, update))
+        await collection.bulk_write(removals, ordered=False)
+        # A write may have appended new entries meanwhile: clear the flag only if empty.
+        await collection.update_many(
+            {"_id": {"$in": [d["_id"] for d in documents]}, OUTBOX: {"$size": 0}},
+            {"$unset": {PENDING: ""}},
+        )
+        for result in results:
+            if isinstance(result, _PartlySent):
+                raise result.error
+            if isinstance(result, BaseException):
+                raise result
+        return len(documents), sum(len(entries) for entries in sent.values())
 
-    async def _claim(self, collection: AsyncCollection[Document], doc_id: Any) -> Document | None:
+    async def _claim(self, collection: AsyncCollection[Document], ids: list[Any]) -> list[Document]:
+        """Lease the pending documents of ``ids`` that no one else holds; answers them."""
         now = datetime.now(UTC)
-        return await collection.find_one_and_update(
+        claim = uuid.uuid4().hex
+        await collection.update_many(
             {
-                "_id": doc_id,
+                "_id": {"$in": ids},
                 PENDING: True,
                 "$or": [{LEASE: {"$exists": False}}, {f"{LEASE}.until": {"$lt": now}}],
             },
-            {"$set": {LEASE: {"owner": self._owner, "until": now + self._lease}}},
-            return_document=ReturnDocument.AFTER,
+            {"$set": {LEASE: {"owner": self._owner, "until": now + self._lease, "claim": claim}}},
         )
+        found = collection.find({"_id": {"$in": ids}, f"{LEASE}.claim": claim})
+        return [document async for document in found]
 
-    async def _relay_document(self, collection: AsyncCollection[Document], doc: Document) -> int:
+    async def _publish_document(self, doc: Document) -> list[Document]:
+        """Publish a document's events in order; the ones sent (``_PartlySent`` if one
+        failed)."""
         entries: list[Document] = doc.get(OUTBOX) or []
         sent: list[Document] = []
-        try:
-            for entry in entries:
-                try:
-                    await self._publisher.publish(entry["topic"], envelope_of(entry))
-                except Exception:
-                    metrics.OUTBOX_FAILURES.labels(self._service).inc()
-                    raise
-                metrics.OUTBOX_PUBLISHED.labels(self._service).inc()
-                sent.append(entry)
-        finally:
-            # Remove what went out and release the lease, even when a publish failed,
-            # so the rest is retried promptly (by this replica or another).
-            update: Document = {"$unset": {LEASE: ""}}
-            if sent:
-                # Exact elements as read: FerretDB's $pull matches whole elements only.
-                update["$pullAll"] = {OUTBOX: sent}
-            await collection.update_one({"_id": doc["_id"]}, update)
-            # A write may have appended new entries meanwhile: clear the flag only if empty.
-            await collection.update_one(
-                {"_id": doc["_id"], OUTBOX: {"$size": 0}}, {"$unset": {PENDING: ""}}
-            )
-        return len(sent)
+        for entry in entries:
+            try:
+                await self._publisher.publish(entry["topic"], envelope_of(entry))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                metrics.OUTBOX_FAILURES.labels(self._service).inc()
+                raise _PartlySent(sent, exc) from exc
+            metrics.OUTBOX_PUBLISHED.labels(self._service).inc()
+            sent.append(entry)
+        return sent
+
+
+class _PartlySent(Exception):
+    def __init__(self, sent: list[Document], error: Exception) -> None:
+        super().__init__(str(error))
+        self.sent = sent
+        self.error = error

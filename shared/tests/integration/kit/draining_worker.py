@@ -2,7 +2,8 @@
 signal handling, the lifespan), with a slow handler, for drain tests. The store, the
 broker and the database come from the ``GALA_`` environment.
 
-Usage: python draining_worker.py TAG DELAY PORT
+Usage: python draining_worker.py TAG DELAY PORT [idempotent]
+(``idempotent``: the handler counts each event id once, see ``WidgetKit.idempotent``).
 """
 
 import sys
@@ -13,4 +14,5 @@ from gala.app import run
 
 if __name__ == "__main__":
     tag, delay, port = sys.argv[1:4]
-    run(WidgetKit(tag, delay=float(delay)).definition(), ["--role", "worker", "--port", port])
+    kit = WidgetKit(tag, delay=float(delay), idempotent="idempotent" in sys.argv[4:])
+    run(kit.definition(), ["--role", "worker", "--port", port])

@@ -10,11 +10,13 @@ import asyncio
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pymongo import UpdateOne
 
 from gala.app import ServiceDefinition
 from gala.events import Envelope, Event, EventContext, Subscriptions
@@ -30,6 +32,11 @@ class WidgetKit:
     delay: float = 0.0
     """Seconds each event takes to handle, between its two writes (an in-flight handler
     that is cut short leaves the first without the second)."""
+    idempotent: bool = False
+    """Count each event id once (as a real handler's effect is idempotent by itself),
+    recording every event id counted, instead of a plain increment."""
+    batched: bool = False
+    """Count with a batch handler (``Subscriptions.on_batch``): one bulk write per run."""
     subscriptions: Subscriptions = field(default_factory=Subscriptions)
 
     def __post_init__(self) -> None:
@@ -41,14 +48,23 @@ class WidgetKit:
         self.topic = WidgetMade.TOPIC
         self.seen = asyncio.Queue()  # type: ignore[var-annotated]
         self.failures_left = self.fail_times
+        self.in_flight = 0
+        self.most_in_flight = 0
+        """The most handlers that ran at once (partitions handled concurrently)."""
+        self.batches: list[int] = []
+        """The size of each call of the batch handler."""
+        if self.batched:
+            self.subscriptions.on_batch(WidgetMade, name="count")(self._count_many)
+        else:
+            self.subscriptions.on(WidgetMade, name="count")(self._count)
 
-        @self.subscriptions.on(WidgetMade, name="count")
-        async def count(event: Any, ctx: EventContext) -> None:
-            """Counts widgets; ``bad*`` widgets always fail, others fail ``fail_times`` first."""
+    async def _count(self, event: Any, ctx: EventContext) -> None:
+        """Counts widgets; ``bad*`` widgets always fail, others fail ``fail_times`` first."""
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
             await self.seen.put((event, ctx, current_trace_ids()))
-            await ctx.store["seen"].insert_one(
-                {"widget": event.widget_id, "pid": os.getpid(), "at": time.time()}
-            )
+            await ctx.store["seen"].insert_one(self._seen(event, ctx))
             if self.delay:
                 await asyncio.sleep(self.delay)
             if self.crash:
@@ -58,11 +74,53 @@ class WidgetKit:
             if self.failures_left > 0:
                 self.failures_left -= 1
                 raise RuntimeError("widget counter is flaky")
+            if self.idempotent:
+                await ctx.store["counts"].bulk_write(self._count_once(event, ctx))
+                return
             await ctx.store["counts"].update_one(
                 {"_id": event.widget_id}, {"$inc": {"n": 1}}, upsert=True
             )
+        finally:
+            self.in_flight -= 1
 
-    def envelope(self, widget_id: str, event_id: str | None = None) -> Envelope:
+    async def _count_many(self, batch: Sequence[tuple[Any, EventContext]]) -> None:
+        """One bulk write per run of events; a run with a ``bad*`` widget fails whole
+        (and then each of its events fails or succeeds alone)."""
+        self.batches.append(len(batch))
+        store = batch[0][1].store
+        await store["seen"].insert_many([self._seen(event, ctx) for event, ctx in batch])
+        for event, ctx in batch:
+            await self.seen.put((event, ctx, current_trace_ids()))
+        if any(event.widget_id.startswith("bad") for event, _ in batch):
+            raise RuntimeError("cannot count a bad widget")
+        writes = [write for event, ctx in batch for write in self._count_once(event, ctx)]
+        await store["counts"].bulk_write(writes, ordered=True)
+
+    @staticmethod
+    def _seen(event: Any, ctx: EventContext) -> dict[str, Any]:
+        return {
+            "widget": event.widget_id,
+            "size": event.size,
+            "event": ctx.envelope.id,
+            "partition": ctx.partition,
+            "pid": os.getpid(),
+            "at": time.time(),
+        }
+
+    @staticmethod
+    def _count_once(event: Any, ctx: EventContext) -> list[UpdateOne]:
+        """Count the event once per id (an idempotent effect): a redelivery finds it."""
+        return [
+            UpdateOne(
+                {"_id": event.widget_id}, {"$setOnInsert": {"n": 0, "events": []}}, upsert=True
+            ),
+            UpdateOne(
+                {"_id": event.widget_id, "events": {"$ne": ctx.envelope.id}},
+                {"$inc": {"n": 1}, "$push": {"events": ctx.envelope.id}},
+            ),
+        ]
+
+    def envelope(self, widget_id: str, event_id: str | None = None, size: int = 1) -> Envelope:
         """A widget's made event as another process would publish it."""
         return Envelope(
             id=event_id or f"evt-{uuid.uuid4().hex[:12]}",
@@ -70,7 +128,7 @@ class WidgetKit:
             source="/gala/test",
             subject=widget_id,
             time=datetime.now(UTC),
-            data=self.made(widget_id=widget_id, size=1).to_json(),
+            data=self.made(widget_id=widget_id, size=size).to_json(),
             venueid="venue-1",
         )
 
