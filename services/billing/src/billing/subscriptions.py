@@ -18,6 +18,7 @@ changes nothing, and the copies keep the newest state by event time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from billing.checkout.stripe_gateway import StripeGateway
 from billing.contacts.domain import ContactCopy
@@ -112,13 +113,16 @@ async def opportunity_lost(event: OpportunityLost, ctx: EventContext) -> None:
         await stripe.aclose()
 
 
-async def keep_contact(event: ContactEvent, ctx: EventContext) -> None:
-    copy = ContactCopy(event.contact_id, event.venue_id, event.name, event.email)
-    await ContactCopyRepository(ctx.store).keep(copy, ctx.envelope.time)
-
-
-for contact_event in (ContactCreated, ContactUpdated, ContactStatusChanged, ContactHeatChanged):
-    subscriptions.on(contact_event, name="contacts.copy")(keep_contact)
+@subscriptions.on_batch(
+    ContactCreated, ContactUpdated, ContactStatusChanged, ContactHeatChanged, name="contacts.copy"
+)
+async def keep_contacts(batch: Sequence[tuple[ContactEvent, EventContext]]) -> None:
+    """A run of contact events (an import's), kept in one bulk write."""
+    copies = [
+        (ContactCopy(e.contact_id, e.venue_id, e.name, e.email), ctx.envelope.time)
+        for e, ctx in batch
+    ]
+    await ContactCopyRepository(batch[0][1].store).keep_many(copies)
 
 
 @subscriptions.on(ContactErased, name="contacts.erase")

@@ -15,6 +15,9 @@ newest state by event time, and adding a client who is already there changes not
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from gala import context
 from gala.contracts.contacts import (
     USER_EVENTS,
     ContactCreated,
@@ -97,14 +100,31 @@ for user_event in USER_EVENTS:
     subscriptions.on(user_event, name="people.users")(user_changed)
 
 
-async def contact_changed(event: ContactEvent, ctx: EventContext) -> None:
-    contact = ContactCopy(event.contact_id, event.venue_id, event.email, False, ctx.envelope.time)
-    if await _people(ctx).contact_seen(contact):
-        await _projects(ctx).link_clients(event.venue_id, [event.contact_id])
-
-
-for contact_event in (ContactCreated, ContactUpdated, ContactStatusChanged, ContactHeatChanged):
-    subscriptions.on(contact_event, name="people.contacts")(contact_changed)
+@subscriptions.on_batch(
+    ContactCreated, ContactUpdated, ContactStatusChanged, ContactHeatChanged, name="people.contacts"
+)
+async def contacts_changed(batch: Sequence[tuple[ContactEvent, EventContext]]) -> None:
+    """A run of contact events (an import's): the copies in one bulk write; a contact
+    whose address is new and who has projects links its client users, as its event
+    (the event's causation: a redelivery records the same event ids)."""
+    ctx = batch[0][1]
+    changed = await _people(ctx).contacts_seen(
+        [ContactCopy(e.contact_id, e.venue_id, e.email, False, c.envelope.time) for e, c in batch]
+    )
+    envelopes = {(e.contact_id, c.envelope.time): c.envelope for e, c in batch}
+    venues = {contact.venue_id for contact in changed}
+    projects = ProjectRepository(ctx.store, ctx.outbox)
+    for venue_id in sorted(venues):
+        ids = [c.id for c in changed if c.venue_id == venue_id]
+        with_projects = await projects.contacts_with_projects(venue_id, ids)
+        for contact in changed:
+            if contact.venue_id != venue_id or contact.id not in with_projects:
+                continue
+            envelope = envelopes[(contact.id, contact.as_of)]
+            with context.bound(
+                correlation=envelope.correlationid or envelope.id, causation=envelope.id
+            ):
+                await _projects(ctx).link_clients(venue_id, [contact.id])
 
 
 @subscriptions.on(ContactErased, name="people.contacts.erase")

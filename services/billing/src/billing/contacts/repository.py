@@ -9,7 +9,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from billing.contacts.domain import ContactCopy
 from gala.identity import venue_scoped
-from gala.projections import keep_newest
+from gala.projections import Copy, keep_newest, keep_newest_many
 from gala.store import Document, Index, Store
 
 COLLECTION = "contacts"
@@ -34,6 +34,22 @@ class ContactCopyRepository:
         state = {"name": contact.name, "email": contact.email, "erased": False}
         return await keep_newest(
             self._contacts, contact.id, contact.venue_id, state, as_of, {"erased": False}
+        )
+
+    async def keep_many(self, contacts: Sequence[tuple[ContactCopy, datetime]]) -> int:
+        """``keep`` for a batch of contact events, in one bulk write."""
+        return await keep_newest_many(
+            self._contacts,
+            [
+                Copy(
+                    contact.id,
+                    contact.venue_id,
+                    {"name": contact.name, "email": contact.email, "erased": False},
+                    as_of,
+                    {"erased": False},
+                )
+                for contact, as_of in contacts
+            ],
         )
 
     async def erase(self, venue_id: str, contact_id: str, at: datetime) -> None:

@@ -10,7 +10,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from gala.identity import Role, venue_scoped
-from gala.projections import keep_newest
+from gala.projections import Copy, keep_newest, keep_newest_many
 from gala.store import Document, Index, Store
 from gala.values import as_utc
 from projects.people.domain import ContactCopy, UserCopy
@@ -66,6 +66,22 @@ class PeopleRepository:
         return await keep_newest(
             self.contacts, contact.id, contact.venue_id, state, contact.as_of, {"erased": False}
         )
+
+    async def keep_contacts(self, contacts: Sequence[ContactCopy]) -> int:
+        """``keep_contact`` for a batch of contact events, in one bulk write."""
+        return await keep_newest_many(
+            self.contacts,
+            [
+                Copy(c.id, c.venue_id, {"email": c.email, "erased": False}, c.as_of,
+                     {"erased": False})
+                for c in contacts
+            ],
+        )  # fmt: skip
+
+    async def contacts_by_id(self, contact_ids: Sequence[str]) -> dict[str, ContactCopy]:
+        """The stored copies of these contacts (of any venue), by id."""
+        cursor = self.contacts.find({"_id": {"$in": list(contact_ids)}})
+        return {d["_id"]: _contact(d) async for d in cursor}
 
     async def erase_contact(self, contact: ContactCopy) -> None:
         await self.contacts.update_one(

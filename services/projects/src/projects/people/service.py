@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from gala.identity import Role
 from projects.people.domain import (
     ContactCopy,
@@ -39,6 +41,31 @@ class People:
             ContactCopy(contact.id, contact.venue_id, email, False, contact.as_of)
         )
         return kept and (before is None or before.email != email)
+
+    async def contacts_seen(self, contacts: Sequence[ContactCopy]) -> list[ContactCopy]:
+        """``contact_seen`` for a run of contact events, in one bulk write: the newest
+        copy of each contact whose address is new."""
+        copies = [
+            ContactCopy(c.id, c.venue_id, normalize_email(c.email) if c.email else None,
+                        False, c.as_of)
+            for c in contacts
+        ]  # fmt: skip
+        before = await self._people.contacts_by_id([c.id for c in copies])
+        await self._people.keep_contacts(copies)
+        newest: dict[str, ContactCopy] = {}
+        for copy in copies:  # as keep_newest_many picks them
+            kept = newest.get(copy.id)
+            if kept is None or (kept.venue_id == copy.venue_id and copy.as_of >= kept.as_of):
+                newest[copy.id] = copy
+        changed = []
+        for copy in newest.values():
+            old = before.get(copy.id)
+            written = old is None or (
+                old.venue_id == copy.venue_id and not old.erased and old.as_of <= copy.as_of
+            )
+            if written and (old is None or old.email != copy.email):
+                changed.append(copy)
+        return changed
 
     async def contact_erased(self, contact: ContactCopy) -> None:
         await self._people.erase_contact(contact)

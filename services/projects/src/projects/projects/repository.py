@@ -190,6 +190,15 @@ class ProjectRepository(AggregateRepository[Project]):
         )
         return [d["_id"] async for d in cursor]
 
+    async def contacts_with_projects(self, venue_id: str, contact_ids: Sequence[str]) -> set[str]:
+        """Which of these contacts have a project."""
+        if not contact_ids:
+            return set()
+        cursor = self.collection.find(
+            venue_scoped(venue_id, {"contactId": {"$in": list(contact_ids)}}), {"contactId": 1}
+        )
+        return {d["contactId"] async for d in cursor}
+
     async def page(
         self, venue_id: str, where: ProjectFilter, limit: int, cursor: str | None
     ) -> tuple[list[Project], str | None]:
