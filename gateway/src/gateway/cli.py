@@ -4,6 +4,9 @@
   venue's first ADMIN, typically) through the contacts service's internal API.
 - ``gala dev-token --email E`` prints a session token for that user, signed with the
   local dev key that a gateway in dev mode (``make dev``) trusts.
+- ``gala contacts import FILE --venue V --email E`` uploads a CSV of contacts as that
+  user (an ADMIN or SALES of the venue), then follows the import job with a progress
+  bar on stderr until it ends and prints its counts (``--no-follow``: the job id only).
 - ``gala ops lag|dlq list|dlq show|dlq redrive|replay|outbox`` looks at and acts on the
   event flow (consumer lag, dead letters, replays, outboxes); ``gala.ops`` does the work.
   Each prints what it found or did as a table, or as JSON with ``--json``.
@@ -19,13 +22,15 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from gala import ops
-from gala.identity import IDENTITY_HEADER, PEOPLE_ROLES, InternalTokens, Role
+from gala.identity import IDENTITY_HEADER, PEOPLE_ROLES, InternalTokens, Principal, Role
 from gala.settings import Settings, load_settings
 from gateway.devauth import SigningKey
 from gateway.settings import GatewaySettings
@@ -92,6 +97,118 @@ def dev_token(settings: GatewaySettings, args: argparse.Namespace) -> str:
     # a dev token is only ever trusted by a gateway in dev mode, whose issuer this is
     dev = settings.model_copy(update={"auth_dev_mode": True})
     return key.mint(subject, issuer=dev.issuer(), ttl_seconds=args.ttl)
+
+
+# --- gala contacts import ---------------------------------------------------------------
+
+IMPORT_PATH = "/api/v1/contacts/import"
+IMPORTS_PATH = "/api/v1/contacts/imports"
+UPLOAD_CHUNK_BYTES = 64 * 1024
+ENDED = ("succeeded", "failed")
+
+
+def _as_user(settings: GatewaySettings, venue: str, email: str) -> Principal:
+    """The venue's user with this email, as the contacts service knows them."""
+    found = _call_contacts(
+        settings,
+        "GET",
+        "/internal/v1/users",
+        200,
+        "looking the user up",
+        params={"email": email, "venueId": venue},
+    )
+    users = found["items"]
+    if not users:
+        raise CliError(f"{email} is not a user of the venue {venue}")
+    user = users[0]
+    return Principal(user_id=user["id"], venue_id=venue, role=Role(user["role"]))
+
+
+def _file_chunks(path: str) -> Iterator[bytes]:
+    with Path(path).open("rb") as file:  # streamed, a chunk at a time
+        while chunk := file.read(UPLOAD_CHUNK_BYTES):
+            yield chunk
+
+
+def progress_bar(job: dict[str, Any], width: int = 30) -> str:
+    """One line: ``[#####.....]  42.0%  1,234 rows  running``."""
+    percent = float(job.get("percentDone", 0))
+    filled = min(width, int(width * percent / 100))
+    return (
+        f"[{'#' * filled}{'.' * (width - filled)}] {percent:5.1f}%"
+        f"  {job.get('rowsRead', 0):,} rows  {job.get('state', '')}"
+    )
+
+
+def import_summary(job: dict[str, Any]) -> str:
+    lines = [
+        f"import {job['id']} {job['state']}: {job['rowsRead']:,} rows read, "
+        f"{job['created']:,} created, {job['updated']:,} updated, "
+        f"{job['unchanged']:,} unchanged, {job['rejected']:,} rejected"
+    ]
+    if job.get("error"):
+        lines.append(f"error: {job['error']}")
+    for rejection in job.get("rejections", []):
+        lines.append(f"  line {rejection['line']}: {rejection['reason']}")
+    if job["rejected"] > len(job.get("rejections", [])):
+        lines.append(f"  ... and {job['rejected'] - len(job['rejections']):,} more")
+    return "\n".join(lines)
+
+
+def import_contacts(
+    settings: GatewaySettings,
+    args: argparse.Namespace,
+    *,
+    http: httpx.Client | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Upload ``args.file`` as the user, then (unless ``--no-follow``) follow its job to
+    the end, drawing the progress on stderr; the job as it stands last."""
+    if not Path(args.file).is_file():
+        raise CliError(f"{args.file} is not a file")
+    principal = _as_user(settings, args.venue, args.email)
+    tokens = InternalTokens(settings.internal_token_secret.get_secret_value())
+
+    def headers() -> dict[str, str]:  # a fresh identity per request: tokens live briefly
+        return {IDENTITY_HEADER: tokens.issue(principal)}
+
+    client = http or httpx.Client(
+        base_url=settings.upstream("contacts"), timeout=httpx.Timeout(30, write=None)
+    )
+    try:
+        try:
+            response = client.post(
+                IMPORT_PATH,
+                content=_file_chunks(args.file),
+                headers={**headers(), "Content-Type": "text/csv; charset=utf-8"},
+            )
+        except httpx.HTTPError as exc:
+            raise CliError(f"the contacts service is not reachable: {exc}") from exc
+        if response.status_code != 202:
+            raise CliError(f"the import was refused: {_problem(response)}")
+        job: dict[str, Any] = response.json()
+        if args.no_follow:
+            return job
+        tty = sys.stderr.isatty()
+        while True:
+            print(("\r" if tty else "") + progress_bar(job), end="" if tty else "\n",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            if job["state"] in ENDED:
+                break
+            sleep(args.interval)
+            try:
+                polled = client.get(f"{IMPORTS_PATH}/{job['id']}", headers=headers())
+            except httpx.HTTPError as exc:
+                raise CliError(f"the contacts service is not reachable: {exc}") from exc
+            if polled.status_code != 200:
+                raise CliError(f"following the import failed: {_problem(polled)}")
+            job = polled.json()
+        if tty:
+            print(file=sys.stderr)
+        return job
+    finally:
+        if http is None:
+            client.close()
 
 
 # --- gala ops ---------------------------------------------------------------------------
@@ -286,6 +403,23 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--subject", required=True, help="the identity provider's user id (sub)")
     add.add_argument("--name")
 
+    contacts = commands.add_parser("contacts", help="contacts").add_subparsers(
+        dest="action", required=True
+    )
+    load = contacts.add_parser(
+        "import",
+        help="import a CSV file of contacts as a job, and follow it",
+        description="Upload FILE (CSV, UTF-8: name,email[,phone,leadSource,status,"
+        "customFields]) into the venue's contacts as the user with --email (ADMIN or SALES),"
+        " then follow the job with a progress bar on stderr and print its counts.",
+    )
+    load.add_argument("file", metavar="FILE")
+    load.add_argument("--venue", required=True)
+    load.add_argument("--email", required=True, help="the importing user (ADMIN or SALES)")
+    load.add_argument("--no-follow", action="store_true", help="print the job id and return")
+    load.add_argument("--json", action="store_true", help="print the final job as JSON")
+    load.add_argument("--interval", type=float, default=0.5, help="seconds between looks")
+
     _ops_parser(commands)
     return root
 
@@ -298,12 +432,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "dev-token":
             print(dev_token(settings, args))
+        elif args.command == "contacts":
+            return _main_import(settings, args)
         else:
             print(json.dumps(add_user(settings, args), indent=2))
     except (CliError, ValueError) as exc:
         print(f"gala: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _main_import(settings: GatewaySettings, args: argparse.Namespace) -> int:
+    job = import_contacts(settings, args)
+    if args.no_follow:
+        print(job["id"])
+        return 0
+    print(json.dumps(job, indent=2) if args.json else import_summary(job))
+    return 0 if job["state"] == "succeeded" else 1
 
 
 def _main_ops(args: argparse.Namespace) -> int:

@@ -1,5 +1,8 @@
 """Wires the contacts service: what it serves, stores, publishes and reacts to."""
 
+from contacts.imports import api as imports_api
+from contacts.imports import repository as imports_repository
+from contacts.imports import service as imports_service
 from contacts.intake import api as intake_api
 from contacts.intake import repository as intake_repository
 from contacts.intake import service as intake_service
@@ -23,11 +26,13 @@ service = ServiceDefinition(
         # intake before leads: /api/v1/contacts/{contact_id} would capture its admin paths
         intake_api.admin_router,
         intake_api.public_router,
+        imports_api.router,
         transfer_api.router,
         timeline_api.router,
         leads_api.router,
         users_api.router,
         users_api.internal_router,
+        leads_api.internal_router,
     ],
     publishes=[*CONTACT_EVENTS, *USER_EVENTS],
     subscriptions=subscriptions,
@@ -36,8 +41,9 @@ service = ServiceDefinition(
         *timeline_repository.INDEXES,
         *users_repository.INDEXES,
         *intake_repository.INDEXES,
+        *imports_repository.INDEXES,
     ],
     outbox_collections=[leads_repository.COLLECTION, users_repository.COLLECTION],
-    background=[intake_service.process_meta_leads],
+    background=[intake_service.process_meta_leads, imports_service.process_imports],
     settings_type=ContactsSettings,
 )

@@ -35,6 +35,29 @@ class ContactsSettings(Settings):
     meta_lead_lease_seconds: float = Field(default=60.0, gt=0)
     meta_lead_poll_interval_seconds: float = Field(default=2.0, gt=0)
 
+    # CSV imports (POST /api/v1/contacts/import): staged, then run as jobs by workers.
+    import_batch_rows: int = Field(
+        default=250, ge=1, le=5000, description="Rows an import job applies per batch."
+    )
+    import_batch_pause_seconds: float = Field(
+        default=0.005,
+        ge=0,
+        description="A job's pause between batches, so other requests of the process run.",
+    )
+    import_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a worker holds a job without recording a batch; then another"
+        " worker takes it over and resumes after the last recorded batch.",
+    )
+    import_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    import_max_attempts: int = Field(
+        default=5, ge=1, description="Claims of one job (takeovers included) before it fails."
+    )
+    import_abandoned_upload_hours: float = Field(
+        default=24.0, gt=0, description="When a staged upload that never became a job is deleted."
+    )
+
 
 def contacts_settings(settings: Settings) -> ContactsSettings:
     """``settings`` as the contacts service's own (the rest from the environment)."""

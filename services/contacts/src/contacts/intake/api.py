@@ -58,14 +58,16 @@ ADMIN_PREFIX = "/api/v1/contacts"
 log = logging.getLogger(__name__)
 
 
-def get_settings(request: Request) -> ContactsSettings:
+async def get_settings(request: Request) -> ContactsSettings:
     return contacts_settings(get_runtime(request).settings)
 
 
 SettingsDep = Annotated[ContactsSettings, Depends(get_settings)]
 
 
-def get_intake_service(store: StoreDep, outbox: OutboxDep, settings: SettingsDep) -> IntakeService:
+async def get_intake_service(
+    store: StoreDep, outbox: OutboxDep, settings: SettingsDep
+) -> IntakeService:
     return IntakeService(
         IntakeRepository(store),
         MetaLeadRepository(store),

@@ -1,11 +1,15 @@
-"""HTTP entry points for contacts: thin translations to the use cases."""
+"""HTTP entry points for contacts: thin translations to the use cases.
+
+``router`` is the public API (``/api/v1/contacts``); ``internal_router``
+(``/internal/v1/contacts``) is for Gala's own services, with a service token.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from contacts.leads.domain import (
     ContactAlreadyExists,
@@ -15,18 +19,24 @@ from contacts.leads.domain import (
     InvalidTransition,
 )
 from contacts.leads.repository import ContactFilter, ContactRepository
-from contacts.leads.schemas import ContactOut, CreateContactIn, UpdateContactIn
+from contacts.leads.schemas import (
+    ContactOut,
+    CreateContactIn,
+    InternalContactOut,
+    UpdateContactIn,
+)
 from contacts.leads.service import ContactService
 from gala.api import Cursor, Limit, PageOut, problems
 from gala.app import OutboxDep, StoreDep
 from gala.contracts.contacts import ContactStatus, LeadSource
 from gala.errors import Forbidden, InvalidInput
-from gala.identity import CurrentPrincipal
+from gala.identity import CallingService, CurrentPrincipal
 
 PREFIX = "/api/v1/contacts"
+INTERNAL_PREFIX = "/internal/v1/contacts"
 
 
-def get_contact_service(store: StoreDep, outbox: OutboxDep) -> ContactService:
+async def get_contact_service(store: StoreDep, outbox: OutboxDep) -> ContactService:
     return ContactService(ContactRepository(store, outbox))
 
 
@@ -42,7 +52,7 @@ class Sort(StrEnum):
     NAME_DESC = "-name"
 
 
-def contact_filter(
+async def contact_filter(
     status: ContactStatus | None = None,
     lead_source: Annotated[LeadSource | None, Query(alias="leadSource")] = None,
     heat_min: Annotated[int | None, Query(alias="heatMin", ge=0, le=100)] = None,
@@ -125,3 +135,17 @@ async def update_contact(
 async def erase_contact(principal: CurrentPrincipal, contacts: Contacts, contact_id: str) -> None:
     """Erase the person (a GDPR request, ADMIN): a tombstone stays, every service forgets."""
     await contacts.erase(principal, contact_id)
+
+
+internal_router = APIRouter(prefix=INTERNAL_PREFIX, tags=["contacts (internal)"])
+
+
+@internal_router.get("/{contact_id}", responses=problems(ContactNotFound))
+async def get_for_service(
+    _service: CallingService,
+    contacts: Contacts,
+    contact_id: Annotated[str, Path(min_length=1, max_length=128)],
+    venue_id: Annotated[str, Query(alias="venueId", min_length=1, max_length=128)],
+) -> InternalContactOut:
+    """A venue's contact, erased or not (the pipeline asks when its copy lacks one)."""
+    return InternalContactOut.of(await contacts.for_service(venue_id, contact_id))

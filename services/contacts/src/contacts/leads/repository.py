@@ -29,6 +29,8 @@ from gala.values import as_utc
 
 COLLECTION = "contacts"
 DUPLICATE_KEY = 11000
+IMPORT_MARK = "importMark"
+"""What the import job's batch that last wrote a contact did to it (see contacts.imports)."""
 
 SORTS: Mapping[str, Sequence[tuple[str, int]]] = {
     "-leadHeat": [("leadHeat", DESCENDING)],
@@ -44,7 +46,7 @@ def _listing_indexes() -> list[Index]:
     """Every filter x sort the listing offers, each with an index that serves it."""
     indexes = []
     for sort in ("leadHeat", "createdAt", "nameKey"):
-        for filtered in ((), ("status",), ("leadSource",)):
+        for filtered in ((), ("status",), ("leadSource",), ("status", "leadSource")):
             keys = [("venueId", ASCENDING), ("erased", ASCENDING)]
             keys += [(name, ASCENDING) for name in filtered]
             keys += [(sort, ASCENDING), ("_id", ASCENDING)]
@@ -109,6 +111,10 @@ def to_document(contact: Contact) -> Document:
         "updatedAt": contact.updated_at,
         "version": contact.version,
     }
+
+
+def _marked(document: Document, mark: Document | None) -> Document:
+    return document if mark is None else {**document, IMPORT_MARK: mark}
 
 
 def from_document(document: Mapping[str, Any]) -> Contact:
@@ -193,13 +199,25 @@ class ContactRepository(AggregateRepository[Contact]):
             return False
         return True
 
-    async def save(self, contact: Contact) -> bool:
+    async def save(self, contact: Contact, mark: Document | None = None) -> bool:
         """Write state and events unless someone saved since it was read (then ``False``);
-        ``EmailTaken`` when another contact of the venue has its email."""
+        ``EmailTaken`` when another contact of the venue has its email. A ``mark`` is
+        stored as the contact's ``importMark`` in the same write."""
         try:
-            return await super().save(contact)
+            if mark is None:
+                return await super().save(contact)
+            saved = await self._outbox.save_versioned(
+                self.collection,
+                _marked(to_document(contact), mark),
+                self.entries(contact),
+                venue_id=contact.venue_id,
+                version=contact.version,
+            )
         except DuplicateKeyError:
             raise EmailTaken(contact.email) from None
+        if saved:
+            contact.version += 1
+        return saved
 
     async def by_email(self, venue_id: str, email: str) -> Contact | None:
         return await self.find_one(venue_scoped(venue_id, {"emailKey": email}))
@@ -230,13 +248,38 @@ class ContactRepository(AggregateRepository[Contact]):
         )
         return {document["emailKey"]: from_document(document) async for document in cursor}
 
-    async def add_many(self, contacts: Sequence[Contact]) -> set[str]:
+    async def import_marks(
+        self, venue_id: str, emails: Sequence[str], job_id: str, batch: int
+    ) -> dict[str, Document]:
+        """The ``importMark`` of those of these emails' contacts that batch ``batch`` of
+        import job ``job_id`` wrote (what its rows did to each), by email."""
+        if not emails:
+            return {}
+        query = venue_scoped(
+            venue_id,
+            {
+                "emailKey": {"$in": list(emails)},
+                f"{IMPORT_MARK}.job": job_id,
+                f"{IMPORT_MARK}.batch": batch,
+            },
+        )
+        cursor = self.collection.find(query, {"emailKey": 1, IMPORT_MARK: 1})
+        return {document["emailKey"]: document[IMPORT_MARK] async for document in cursor}
+
+    async def add_many(
+        self, contacts: Sequence[Contact], marks: Mapping[str, Document] | None = None
+    ) -> set[str]:
         """Insert new contacts in one unordered bulk write, each with its events inside.
 
         Answers the ids of those not inserted because their venue has a contact with that
-        email already (added meanwhile); every other one is stored regardless.
+        email already (added meanwhile); every other one is stored regardless. ``marks``
+        (by contact id) are stored as the contact's ``importMark``, in the same write.
         """
-        documents = [(to_document(contact), self.entries(contact)) for contact in contacts]
+        marks = marks or {}
+        documents = [
+            (_marked(to_document(contact), marks.get(contact.id)), self.entries(contact))
+            for contact in contacts
+        ]
         try:
             await self._outbox.insert_many(self.collection, documents, ordered=False)
         except BulkWriteError as exc:

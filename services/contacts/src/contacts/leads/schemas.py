@@ -99,3 +99,24 @@ class ContactOut(ResponseBody):
             created_at=contact.created_at,
             updated_at=contact.updated_at,
         )
+
+
+class InternalContactOut(ResponseBody):
+    """What another Gala service learns of a contact (the pipeline, when its copy lacks
+    it): its name unless erased, and when it last changed (for the copy's newest-wins)."""
+
+    id: str
+    venue_id: str
+    name: str | None
+    erased: bool
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, contact: Contact) -> InternalContactOut:
+        return cls(
+            id=contact.id,
+            venue_id=contact.venue_id,
+            name=None if contact.erased else contact.name,
+            erased=contact.erased,
+            updated_at=contact.updated_at,
+        )

@@ -55,6 +55,14 @@ class ContactService:
         ensure_role(principal, CONTACT_ROLES, "see contacts")
         return await self._load(principal.venue_id, contact_id)
 
+    async def for_service(self, venue_id: str, contact_id: str) -> Contact:
+        """A venue's contact for another Gala service (an erased one too: its tombstone
+        says so); 404 if the venue has no such contact."""
+        contact = await self._contacts.get(venue_id, contact_id)
+        if contact is None:
+            raise ContactNotFound()
+        return contact
+
     async def list(
         self, principal: Principal, where: ContactFilter, sort: str, limit: int, cursor: str | None
     ) -> tuple[list[Contact], str | None]:

@@ -14,6 +14,14 @@ batches wrote stays if a later one fails, and importing the same file again is s
 the contacts end as they were, and each row whose email no other row repeats answers
 "unchanged".
 
+An import job (``contacts.imports``) applies its staged file through
+:meth:`ContactTransfer.import_batch`, one batch at a time, with a :class:`BatchTag`:
+every contact a batch writes carries the tag and what the batch's rows did to it
+(``importMark``, in the same single-document write as the change and its events).
+A job resumed after a crash re-applies its last unrecorded batch with ``recover``: the
+emails whose contact already carries that batch's mark are taken as done, with the
+outcomes the mark records, so each row counts once and nothing is written twice.
+
 The export walks the filtered listing a page at a time (keyset paging), so it never
 holds more than a page either.
 """
@@ -22,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -43,7 +51,7 @@ from contacts.leads.service import CONTACT_ROLES, Clock
 from gala.concurrency import save_attempts
 from gala.contracts.contacts import ContactStatus, LeadSource
 from gala.identity import Principal, ensure_role
-from gala.store import utc_now
+from gala.store import Document, utc_now
 from gala.values import UNSET
 
 BATCH_RECORDS = 500
@@ -74,11 +82,55 @@ class ImportReport:
         if len(self.rejections) < REJECTIONS_LISTED:
             self.rejections.append(Rejection(line, reason))
 
+    def add(self, batch: BatchOutcome) -> None:
+        self.created += batch.created
+        self.updated += batch.updated
+        self.unchanged += batch.unchanged
+        for rejection in batch.rejections:
+            self.reject(rejection.line, rejection.reason)
+
 
 class Outcome(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch's rows did: counts, every rejection (in line order), and whether
+    the next batch should look its emails up before writing (most of these existed)."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    look_first: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTag:
+    """Batch ``batch`` (from 0) of import job ``job_id``: what its writes are marked with."""
+
+    job_id: str
+    batch: int
+
+    def mark(self, outcomes: Sequence[Outcome], rejections: Sequence[Rejection]) -> Document:
+        """The ``importMark`` of a contact this batch writes: what its rows did to it."""
+        return {
+            "job": self.job_id,
+            "batch": self.batch,
+            "outcomes": [outcome.value for outcome in outcomes],
+            "rejections": [{"line": r.line, "reason": r.reason} for r in rejections],
+        }
+
+    @staticmethod
+    def read(mark: Document) -> tuple[list[Outcome], list[Rejection]]:
+        """What a mark says its batch's rows did (the inverse of :meth:`mark`)."""
+        return (
+            [Outcome(outcome) for outcome in mark.get("outcomes", [])],
+            [Rejection(int(r["line"]), str(r["reason"])) for r in mark.get("rejections", [])],
+        )
 
 
 @dataclass
@@ -143,6 +195,27 @@ class ContactTransfer:
         look_first: bool,
     ) -> bool:
         """Import one batch; answers whether the next should look its emails up first."""
+        outcome = await self.import_batch(principal, header, records, look_first=look_first)
+        report.add(outcome)
+        return outcome.look_first
+
+    async def import_batch(
+        self,
+        principal: Principal,
+        header: Header,
+        records: Sequence[Record],
+        *,
+        look_first: bool,
+        tag: BatchTag | None = None,
+        recover: bool = False,
+    ) -> BatchOutcome:
+        """Create or update the contacts of one batch of data records (file order).
+
+        With a ``tag`` every contact written carries the batch's mark; with ``recover``
+        too (the batch may have been applied before a crash) the emails whose contact
+        carries this very mark are taken as done, as the mark says, before anything is
+        written. The caller checks the role (this runs for a job, long after the request).
+        """
         rejections: list[Rejection] = []
         by_email: dict[str, list[ContactRow]] = {}
         for record in records:
@@ -152,17 +225,21 @@ class ContactTransfer:
                 rejections.append(Rejection(record.line, exc.detail))
                 continue
             by_email.setdefault(row.email, []).append(row)
-        outcomes, existing = await self._write(principal, by_email, rejections, look_first)
+        outcomes, existing = await self._write(
+            principal, by_email, rejections, look_first, tag, recover
+        )
+        result = BatchOutcome(
+            rejections=sorted(rejections, key=lambda r: r.line),
+            look_first=existing * 2 > len(by_email),
+        )
         for outcome in outcomes:
             if outcome == Outcome.CREATED:
-                report.created += 1
+                result.created += 1
             elif outcome == Outcome.UPDATED:
-                report.updated += 1
+                result.updated += 1
             else:
-                report.unchanged += 1
-        for rejection in sorted(rejections, key=lambda r: r.line):
-            report.reject(rejection.line, rejection.reason)
-        return existing * 2 > len(by_email)
+                result.unchanged += 1
+        return result
 
     async def _write(
         self,
@@ -170,6 +247,8 @@ class ContactTransfer:
         by_email: dict[str, list[ContactRow]],
         rejections: list[Rejection],
         look_first: bool,
+        tag: BatchTag | None = None,
+        recover: bool = False,
     ) -> tuple[list[Outcome], int]:
         """Apply each email's rows to its contact and store the results.
 
@@ -181,14 +260,27 @@ class ContactTransfer:
         contacts through the venue index and filters them).
         Either way a result is kept only once its write is known to have applied to
         the state it was computed from; anything else is read and applied again.
+        With a ``tag``, a retry (and, with ``recover``, the first attempt) first takes
+        the emails whose contact carries the tag's mark as done, as the mark says: a
+        crashed or stalled earlier run of this batch wrote them.
         """
         outcomes: list[Outcome] = []
         existed = 0
-        pending = by_email
+        pending = dict(by_email)
         async for attempt in save_attempts():
+            if tag is not None and pending and (recover or attempt > 0):
+                done_before = await self._contacts.import_marks(
+                    principal.venue_id, list(pending), tag.job_id, tag.batch
+                )
+                for email, mark in done_before.items():
+                    del pending[email]
+                    done, refused = BatchTag.read(mark)
+                    existed += bool(done) and done[0] != Outcome.CREATED
+                    outcomes.extend(done)
+                    rejections.extend(refused)
             if not pending:
                 break
-            looked_up = look_first or attempt > 0
+            looked_up = look_first or recover or attempt > 0
             existing = (
                 await self._contacts.by_emails(principal.venue_id, list(pending))
                 if looked_up
@@ -205,8 +297,15 @@ class ContactTransfer:
                 for a in applied.values()
                 if not a.new and a.contact is not None and a.contact.pending_events
             ]
-            lost = await self._contacts.add_many(new)
-            lost |= await self._save_all(changed)
+            marks: dict[str, Document] = {}
+            if tag is not None:
+                marks = {
+                    a.contact.id: tag.mark(a.outcomes, a.rejections)
+                    for a in applied.values()
+                    if a.contact is not None
+                }
+            lost = await self._contacts.add_many(new, marks)
+            lost |= await self._save_all(changed, marks)
             retry: dict[str, list[ContactRow]] = {}
             for email, result in applied.items():
                 if result.contact is None and not looked_up:
@@ -265,14 +364,17 @@ class ContactTransfer:
                 applied.rejections.append(Rejection(row.line, exc.detail))
         return applied
 
-    async def _save_all(self, contacts: Sequence[Contact]) -> set[str]:
-        """Save each (version-checked); the ids of those someone changed meanwhile."""
+    async def _save_all(
+        self, contacts: Sequence[Contact], marks: Mapping[str, Document]
+    ) -> set[str]:
+        """Save each (version-checked, with its mark if any); the ids of those someone
+        changed meanwhile."""
         lost: set[str] = set()
         gate = asyncio.Semaphore(SAVE_CONCURRENCY)
 
         async def save(contact: Contact) -> None:
             async with gate:
-                if not await self._contacts.save(contact):
+                if not await self._contacts.save(contact, marks.get(contact.id)):
                     lost.add(contact.id)
 
         async with asyncio.TaskGroup() as group:

@@ -1,7 +1,8 @@
-"""HTTP entry points for contacts as CSV: import a streamed ``text/csv`` body, export one.
+"""HTTP entry points for contacts as CSV: the export, and what reads an uploaded CSV body.
 
-Served before the contacts router: ``GET /api/v1/contacts/{contact_id}`` would
-otherwise take ``/export`` for a contact id.
+The import itself is a job (``contacts.imports.api``). Served before the contacts
+router: ``GET /api/v1/contacts/{contact_id}`` would otherwise take ``/export`` for a
+contact id.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from contacts.leads.api import PREFIX, Filter, Sort
-from contacts.leads.csv_format import InvalidCsv
 from contacts.leads.domain import ContactError
 from contacts.leads.repository import ContactRepository
-from contacts.leads.transfer import ContactTransfer, ImportReport
-from gala.api import ResponseBody, problems
+from contacts.leads.transfer import ContactTransfer
+from gala.api import problems
 from gala.app import OutboxDep, StoreDep
 from gala.errors import Forbidden, InvalidInput
 from gala.identity import CurrentPrincipal
@@ -34,34 +34,11 @@ class NotCsv(ContactError):
     title = "Unsupported media type"
 
 
-def get_transfer(store: StoreDep, outbox: OutboxDep) -> ContactTransfer:
+async def get_transfer(store: StoreDep, outbox: OutboxDep) -> ContactTransfer:
     return ContactTransfer(ContactRepository(store, outbox))
 
 
 Transfer = Annotated[ContactTransfer, Depends(get_transfer)]
-
-
-class RejectionOut(ResponseBody):
-    line: int
-    reason: str
-
-
-class ImportReportOut(ResponseBody):
-    created: int
-    updated: int
-    unchanged: int
-    rejected: int
-    rejections: list[RejectionOut]
-
-    @classmethod
-    def of(cls, report: ImportReport) -> ImportReportOut:
-        return cls(
-            created=report.created,
-            updated=report.updated,
-            unchanged=report.unchanged,
-            rejected=report.rejected,
-            rejections=[RejectionOut(line=r.line, reason=r.reason) for r in report.rejections],
-        )
 
 
 def check_csv(content_type: str | None) -> None:
@@ -91,7 +68,7 @@ async def csv_body(request: Request) -> AsyncIterator[bytes]:
 
 router = APIRouter(prefix=PREFIX, tags=["contacts"])
 
-_CSV_BODY: dict[str, Any] = {
+CSV_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "A CSV file, UTF-8, with a header: name,email,phone,leadSource,status,"
@@ -99,21 +76,6 @@ _CSV_BODY: dict[str, Any] = {
         "content": {CSV: {"schema": {"type": "string", "format": "binary"}}},
     }
 }
-
-
-@router.post("/import", responses=problems(Forbidden, NotCsv, InvalidCsv), openapi_extra=_CSV_BODY)
-async def import_contacts(
-    principal: CurrentPrincipal, transfer: Transfer, request: Request
-) -> ImportReportOut:
-    """Create or update the venue's contacts from a CSV file, by email (ADMIN, SALES).
-
-    The file streams through: any size, read a batch at a time. A bad row is rejected
-    alone (its line and why are listed, the first 1000); a file whose first line is not
-    a header of known columns is refused whole, and nothing changes. An empty cell
-    keeps what an existing contact has; a repeated email updates the contact its
-    earlier row made. Importing the same file again leaves the contacts as they are.
-    """
-    return ImportReportOut.of(await transfer.import_csv(principal, csv_body(request)))
 
 
 @router.get(

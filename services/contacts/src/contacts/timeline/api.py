@@ -18,7 +18,7 @@ from gala.identity import CurrentPrincipal
 router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"])
 
 
-def get_timeline(store: StoreDep) -> TimelineRepository:
+async def get_timeline(store: StoreDep) -> TimelineRepository:
     return TimelineRepository(store)
 
 

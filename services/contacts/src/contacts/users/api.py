@@ -39,7 +39,7 @@ PUBLIC_PREFIX = "/api/v1/users"
 INTERNAL_PREFIX = "/internal/v1/users"
 
 
-def get_user_service(store: StoreDep, outbox: OutboxDep) -> UserService:
+async def get_user_service(store: StoreDep, outbox: OutboxDep) -> UserService:
     return UserService(UserRepository(store, outbox))
 
 

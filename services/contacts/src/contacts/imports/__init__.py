@@ -1,0 +1,1 @@
+"""Contacts imported from a CSV file as a job: staged upload, worker batches, progress."""
