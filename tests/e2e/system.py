@@ -123,6 +123,8 @@ async def whole_system(
             "GALA_META_GRAPH_URL": f"http://127.0.0.1:{free_port()}/v19.0",
             **{f"GALA_{name.upper()}_PORT": str(port) for name, port in ports.items()},
             **{f"GALA_{name.upper()}_URL": f"http://127.0.0.1:{p}" for name, p in ports.items()},
+            # the pipeline asks contacts about a contact its copy lacks (none: a closed port)
+            "GALA_PIPELINE_CONTACTS_URL": f"http://127.0.0.1:{ports.get('contacts', free_port())}",
             **(extra_env or {}),
         }  # fmt: skip
         databases = {s.name: unique_name(f"gala_e2e_{s.name}_") for s in services}

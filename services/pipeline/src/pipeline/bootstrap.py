@@ -3,11 +3,13 @@
 from gala.app import ServiceDefinition
 from gala.contracts.pipeline import OPPORTUNITY_EVENTS
 from pipeline.board import api as board_api
+from pipeline.board import repository as board_repository
 from pipeline.contacts import repository as contacts_repository
 from pipeline.opportunities import api as opportunities_api
 from pipeline.opportunities import repository as opportunities_repository
 from pipeline.rooms import api as rooms_api
 from pipeline.rooms import repository as rooms_repository
+from pipeline.settings import PipelineSettings
 from pipeline.stages import api as stages_api
 from pipeline.stages import repository as stages_repository
 from pipeline.subscriptions import subscriptions
@@ -24,6 +26,8 @@ service = ServiceDefinition(
         *stages_repository.INDEXES,
         *rooms_repository.INDEXES,
         *contacts_repository.INDEXES,
+        *board_repository.INDEXES,
     ],
     outbox_collections=[opportunities_repository.COLLECTION],
+    settings_type=PipelineSettings,
 )

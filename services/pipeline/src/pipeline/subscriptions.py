@@ -9,17 +9,21 @@
 - a paid payment naming an opportunity -> a stage hint: an open opportunity moves
   forward to the venue's final stage (the stage closest to a win). It is never won by
   it: winning stays a person's decision (it needs an event date and books the room).
-  A move that would need a room that another opportunity holds is not made.
+  A move that would need a room that another opportunity holds is not made;
+- the pipeline's own opportunity events -> the board's read model takes the opportunity
+  as stored now (the same idempotent apply the use cases make after each write: this
+  repairs a crash between the opportunity's write and the read model's).
 
 Every handler is idempotent: the projection keeps the newest state by event time and
 an erasure is final; a hint moves only forward from a given stage, so a redelivered
-event finds nothing left to do.
+event finds nothing left to do; the board's apply is guarded by the opportunity's
+version, so a replay or an older state changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from gala.contracts.billing import DocumentSigned, PaymentPaid
 from gala.contracts.contacts import (
@@ -30,7 +34,11 @@ from gala.contracts.contacts import (
     ContactStatusChanged,
     ContactUpdated,
 )
+from gala.contracts.pipeline import OPPORTUNITY_EVENTS, OpportunityEvent
 from gala.events import EventContext, Subscriptions
+from pipeline.board.repository import BoardRepository
+from pipeline.board.service import BoardReadModel
+from pipeline.contacts.domain import ContactCopy
 from pipeline.contacts.repository import ContactCopyRepository
 from pipeline.contacts.service import ContactDirectory
 from pipeline.opportunities.domain import OpportunityError
@@ -54,19 +62,25 @@ def _directory(ctx: EventContext) -> ContactDirectory:
 def _opportunities(ctx: EventContext) -> OpportunityService:
     opportunities = OpportunityRepository(ctx.store, ctx.outbox)
     return OpportunityService(
-        opportunities, SetupRepository(ctx.store), RoomRepository(ctx.store), _directory(ctx)
+        opportunities,
+        SetupRepository(ctx.store),
+        RoomRepository(ctx.store),
+        _directory(ctx),
+        BoardReadModel(BoardRepository(ctx.store)),
     )
 
 
 # --- the contact projection ---------------------------------------------------------
 
 
-async def copy_contact(event: ContactEvent, ctx: EventContext) -> None:
-    await _directory(ctx).seen(event.venue_id, event.contact_id, event.name, ctx.envelope.time)
-
-
-for contact_event in (ContactCreated, ContactUpdated, ContactStatusChanged, ContactHeatChanged):
-    subscriptions.on(contact_event, name="contacts.copy")(copy_contact)
+@subscriptions.on_batch(
+    ContactCreated, ContactUpdated, ContactStatusChanged, ContactHeatChanged, name="contacts.copy"
+)
+async def copy_contacts(batch: Sequence[tuple[ContactEvent, EventContext]]) -> None:
+    """A run of contact events (an import's), kept in one bulk write."""
+    await _directory(batch[0][1]).seen_many(
+        [ContactCopy(e.contact_id, e.venue_id, e.name, False, c.envelope.time) for e, c in batch]
+    )
 
 
 @subscriptions.on(ContactErased, name="contacts.erase")
@@ -112,3 +126,14 @@ async def document_signed(event: DocumentSigned, ctx: EventContext) -> None:
 @subscriptions.on(PaymentPaid, name="opportunities.hint.paid")
 async def payment_paid(event: PaymentPaid, ctx: EventContext) -> None:
     await _hint(ctx, event.venue_id, event.opportunity_id, final_stage)
+
+
+# --- the board's read model ------------------------------------------------------------
+
+
+async def board_apply(event: OpportunityEvent, ctx: EventContext) -> None:
+    await BoardReadModel(BoardRepository(ctx.store)).refresh(event.venue_id, event.opportunity_id)
+
+
+for opportunity_event in OPPORTUNITY_EVENTS:
+    subscriptions.on(opportunity_event, name="board.apply")(board_apply)

@@ -2,7 +2,9 @@
 
 One app per test module (its own database); each test works in venues of its own.
 ``pipeline`` serves the API; ``replica`` is a second instance on the same database (two
-replicas); ``pipeline_worker`` also consumes events (the ``all`` role).
+replicas); ``pipeline_worker`` also consumes events (the ``all`` role). Each asks a real
+contacts service (``contacts_url``: the API role on a real port, a database of its own)
+about contacts its copy lacks, as it does in production.
 """
 
 from __future__ import annotations
@@ -14,17 +16,20 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gala.app import ProcessRole
+from contacts.bootstrap import service as contacts_service
+from gala.app import ProcessRole, create_app
 from gala.contracts.pipeline import OPPORTUNITY_TOPIC
 from gala.settings import Settings
 from gala.testing import (
     ServiceUnderTest,
     TopicTail,
+    http_server,
     own_database,
     running_service,
 )
 from pipeline.bootstrap import service
 from pipeline.contacts.repository import ContactCopyRepository
+from pipeline.settings import PipelineSettings
 
 
 class Pipeline(ServiceUnderTest):
@@ -43,10 +48,25 @@ def running(settings: Settings, role: ProcessRole) -> AbstractAsyncContextManage
     return running_service(service, settings, role, Pipeline)
 
 
+@pytest.fixture(scope="session")
+async def contacts_url(infra: Settings) -> AsyncIterator[str]:
+    """The contacts service (API role) on a real port, on a database of its own: what
+    the pipeline asks when its copy lacks a contact."""
+    async with own_database(contacts_service, infra) as settings:
+        app = create_app(contacts_service, ProcessRole.API, settings)
+        async with http_server(app) as url:
+            yield url
+
+
+def asking(settings: Settings, contacts_url: str) -> PipelineSettings:
+    """``settings`` for a pipeline that asks the contacts service at ``contacts_url``."""
+    return PipelineSettings(**{**dict(settings), "pipeline_contacts_url": contacts_url})
+
+
 @pytest.fixture(scope="module")
-async def pipeline_settings(infra: Settings) -> AsyncIterator[Settings]:
+async def pipeline_settings(infra: Settings, contacts_url: str) -> AsyncIterator[Settings]:
     async with own_database(service, infra) as settings:
-        yield settings
+        yield asking(settings, contacts_url)
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +83,10 @@ async def replica(pipeline: Pipeline, pipeline_settings: Settings) -> AsyncItera
 
 
 @pytest.fixture(scope="module")
-async def pipeline_worker(infra: Settings) -> AsyncIterator[Pipeline]:
+async def pipeline_worker(infra: Settings, contacts_url: str) -> AsyncIterator[Pipeline]:
     async with (
         own_database(service, infra) as settings,
-        running(settings, ProcessRole.ALL) as worker,
+        running(asking(settings, contacts_url), ProcessRole.ALL) as worker,
     ):
         yield worker
 

@@ -16,7 +16,7 @@ from pipeline.board.service import BoardService
 from pipeline.stages.repository import SetupRepository
 
 
-def get_board_service(store: StoreDep) -> BoardService:
+async def get_board_service(store: StoreDep) -> BoardService:
     return BoardService(BoardRepository(store), SetupRepository(store))
 
 

@@ -9,7 +9,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from gala.identity import venue_scoped
-from gala.projections import keep_newest
+from gala.projections import Copy, keep_newest, keep_newest_many
 from gala.store import Document, Index, Store
 from pipeline.contacts.domain import ContactCopy
 
@@ -39,6 +39,27 @@ class ContactCopyRepository:
         return await keep_newest(
             self.collection, contact_id, venue_id, state, as_of, {"erased": False}
         )
+
+    async def get_many(self, contact_ids: Sequence[str]) -> dict[str, ContactCopy]:
+        """The stored copies of these contacts (of any venue), by id."""
+        cursor = self.collection.find({"_id": {"$in": list(contact_ids)}})
+        return {
+            d["_id"]: ContactCopy(
+                d["_id"], d["venueId"], d.get("name"), bool(d["erased"]), d["asOf"].astimezone(UTC)
+            )
+            async for d in cursor
+        }
+
+    async def upsert_many(self, copies: Sequence[ContactCopy]) -> int:
+        """``upsert`` for a batch of contact events, in one bulk write."""
+        return await keep_newest_many(
+            self.collection,
+            [
+                Copy(c.id, c.venue_id, {"name": c.name, "erased": False}, c.as_of,
+                     {"erased": False})
+                for c in copies
+            ],
+        )  # fmt: skip
 
     async def erase(self, venue_id: str, contact_id: str, at: datetime) -> None:
         await self.collection.update_one(

@@ -8,11 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from gala.api import Cursor, Limit, PageOut, problems
-from gala.app import OutboxDep, StoreDep
+from gala.app import RuntimeDep
 from gala.contracts.pipeline import OpportunityOutcome
 from gala.errors import Forbidden, InvalidInput
 from gala.identity import CurrentPrincipal
-from pipeline.contacts.domain import UnknownContact
+from pipeline.board.repository import BoardRepository
+from pipeline.board.service import BoardReadModel
+from pipeline.contacts.domain import ContactUnconfirmed, UnknownContact
+from pipeline.contacts.owner import ContactsOwner
 from pipeline.contacts.repository import ContactCopyRepository
 from pipeline.contacts.service import ContactDirectory
 from pipeline.opportunities.domain import (
@@ -31,26 +34,35 @@ from pipeline.opportunities.schemas import (
 from pipeline.opportunities.service import OpportunityService
 from pipeline.rooms.domain import RoomBusy, RoomNotFound, RoomTaken
 from pipeline.rooms.repository import RoomRepository
+from pipeline.settings import pipeline_settings
 from pipeline.stages.domain import StagesChangedDuringMove
 from pipeline.stages.repository import SetupRepository
 
 PREFIX = "/api/v1/opportunities"
 
 
-def opportunity_service(store: StoreDep, outbox: OutboxDep) -> OpportunityService:
-    opportunities = OpportunityRepository(store, outbox)
+async def opportunity_service(runtime: RuntimeDep) -> OpportunityService:
+    store = runtime.store
+    opportunities = OpportunityRepository(store, runtime.outbox)
+    settings = pipeline_settings(runtime.settings)
+    owner = ContactsOwner(
+        settings.pipeline_contacts_url,
+        runtime.tokens,
+        timeout=settings.pipeline_contacts_timeout_seconds,
+    )
     return OpportunityService(
         opportunities,
         SetupRepository(store),
         RoomRepository(store),
-        ContactDirectory(ContactCopyRepository(store), opportunities),
+        ContactDirectory(ContactCopyRepository(store), opportunities, owner),
+        BoardReadModel(BoardRepository(store)),
     )
 
 
 Opportunities = Annotated[OpportunityService, Depends(opportunity_service)]
 
 
-def opportunity_filter(
+async def opportunity_filter(
     stage: Annotated[str | None, Query(max_length=200, description="Stage id")] = None,
     contact_id: Annotated[str | None, Query(alias="contactId", max_length=200)] = None,
     event_type: Annotated[str | None, Query(alias="eventType", max_length=1000)] = None,
@@ -76,7 +88,9 @@ ROOM_PROBLEMS = (RoomNotFound, RoomTaken, RoomBusy)
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=problems(Forbidden, InvalidOpportunity, UnknownContact, *ROOM_PROBLEMS),
+    responses=problems(
+        Forbidden, InvalidOpportunity, UnknownContact, ContactUnconfirmed, *ROOM_PROBLEMS
+    ),
 )
 async def create_opportunity(
     principal: CurrentPrincipal,
@@ -125,6 +139,7 @@ async def get_opportunity(
         OpportunityNotFound,
         InvalidOpportunity,
         UnknownContact,
+        ContactUnconfirmed,
         OpportunityClosed,
         OpportunityChangedConcurrently,
         StagesChangedDuringMove,

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from bson import Int64
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, UpdateMany
 from pymongo.errors import DuplicateKeyError
 
 from gala.aggregates import AggregateRepository, Codec
@@ -189,6 +189,20 @@ class OpportunityRepository(AggregateRepository[Opportunity]):
         await self.collection.update_many(
             venue_scoped(venue_id, {"contactId": contact_id}), {"$set": {"contactName": name}}
         )
+
+    async def set_contact_names(self, names: Sequence[tuple[str, str, str | None]]) -> None:
+        """``set_contact_name`` for many (venue, contact, name), in one bulk write."""
+        if names:
+            await self.collection.bulk_write(
+                [
+                    UpdateMany(
+                        venue_scoped(venue_id, {"contactId": contact_id}),
+                        {"$set": {"contactName": name}},
+                    )
+                    for venue_id, contact_id, name in names
+                ],
+                ordered=False,
+            )
 
     # --- for room claims (see rooms/) ------------------------------------------------
 

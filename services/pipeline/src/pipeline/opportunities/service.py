@@ -4,7 +4,8 @@ Staff use cases are scoped to the caller's venue (another venue's opportunity is
 found"); ADMIN and SALES change opportunities, PROJECT_MANAGER may read them. A change
 that leaves the opportunity holding a room and day first claims it (see rooms/), then
 saves (the events ride along), then releases the room and day it no longer holds. A
-save that lost a race with another change is recomputed from a fresh read.
+save that lost a race with another change is recomputed from a fresh read. After each
+write the board's read model takes the opportunity's new version (board/service.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from gala.concurrency import save_attempts
 from gala.identity import Principal, ensure_role
 from gala.store import utc_now
 from gala.values import UNSET, Unset
+from pipeline.board.service import BoardReadModel
 from pipeline.contacts.service import ContactDirectory
 from pipeline.opportunities.domain import (
     InvalidOpportunity,
@@ -50,9 +52,11 @@ class OpportunityService:
         setups: SetupRepository,
         rooms: RoomRepository,
         contacts: ContactDirectory,
+        board: BoardReadModel,
         clock: Clock = utc_now,
     ) -> None:
         self._opportunities = opportunities
+        self._board = board
         self._setups = setups
         self._rooms = rooms
         self._contacts = contacts
@@ -88,6 +92,7 @@ class OpportunityService:
             await self._opportunities.insert(opportunity)
         except DuplicateKeyError:
             raise RoomBusy() from None  # fenced: its stalled claim was taken over
+        await self._board.written(opportunity)
         if await self._contacts.is_erased(venue_id, contact.id):
             # erased between the check and the insert: forget the copied name too
             await self._opportunities.set_contact_name(venue_id, contact.id, None)
@@ -226,6 +231,7 @@ class OpportunityService:
             if wanted is not None:
                 await self._bookings.claim(venue_id, wanted, opportunity.id, saved_version)
             if await self._opportunities.save(opportunity):
+                await self._board.written(opportunity)
                 if held is not None and held != wanted:
                     await self._bookings.release(
                         venue_id, held, opportunity.id, up_to_version=saved_version

@@ -18,7 +18,7 @@ from pipeline.rooms.service import RoomService
 PREFIX = "/api/v1/rooms"
 
 
-def get_room_service(store: StoreDep) -> RoomService:
+async def get_room_service(store: StoreDep) -> RoomService:
     return RoomService(RoomRepository(store))
 
 

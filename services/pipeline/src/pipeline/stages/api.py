@@ -25,7 +25,7 @@ from pipeline.stages.service import SetupService
 PREFIX = "/api/v1/pipeline"
 
 
-def get_setup_service(store: StoreDep, outbox: OutboxDep) -> SetupService:
+async def get_setup_service(store: StoreDep, outbox: OutboxDep) -> SetupService:
     return SetupService(SetupRepository(store), OpportunityRepository(store, outbox))
 
 
