@@ -27,8 +27,7 @@ def env_of_a_test_run(**given: str) -> dict[str, str]:
 
 def env_of(env_script: str, **given: str) -> dict[str, str]:
     script = (
-        f"source {env_script}; "
-        'echo "$GALA_KAFKA_BOOTSTRAP|$GALA_MONGO_URL|$GALA_INFRA_STATE_DIR"'
+        f'source {env_script}; echo "$GALA_KAFKA_BOOTSTRAP|$GALA_MONGO_URL|$GALA_INFRA_STATE_DIR"'
     )
     done = subprocess.run(
         ["bash", "-c", script], cwd=REPO, env={"PATH": "/usr/bin:/bin", **given},

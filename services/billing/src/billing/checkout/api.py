@@ -20,11 +20,11 @@ from gala.errors import Forbidden, PayloadTooLarge
 from gala.identity import CurrentPrincipal
 
 
-def stripe_gateway(runtime: RuntimeDep) -> StripeGateway:
+async def stripe_gateway(runtime: RuntimeDep) -> StripeGateway:
     return gateway_of(runtime)
 
 
-def checkout_service(
+async def checkout_service(
     payments: Payments, store: StoreDep, gateway: Annotated[StripeGateway, Depends(stripe_gateway)]
 ) -> CheckoutService:
     return CheckoutService(payments, DealRepository(store), gateway)

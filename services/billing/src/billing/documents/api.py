@@ -34,7 +34,9 @@ PREFIX = "/api/v1/documents"
 Id = Annotated[str | None, Query(max_length=200)]
 
 
-def document_service(store: StoreDep, outbox: OutboxDep, runtime: RuntimeDep) -> DocumentService:
+async def document_service(
+    store: StoreDep, outbox: OutboxDep, runtime: RuntimeDep
+) -> DocumentService:
     settings = billing_settings(runtime.settings)
     return DocumentService(
         DocumentRepository(store, outbox),
@@ -51,7 +53,7 @@ router = APIRouter(prefix=PREFIX, tags=["documents"])
 UPLOAD_PROBLEMS = (Forbidden, InvalidDocument, UnsupportedMediaType, PayloadTooLarge)
 
 
-def _max_bytes(runtime: RuntimeDep) -> int:
+async def _max_bytes(runtime: RuntimeDep) -> int:
     return billing_settings(runtime.settings).document_max_bytes
 
 

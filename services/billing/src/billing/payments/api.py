@@ -41,7 +41,9 @@ from gala.values import UNSET
 PREFIX = "/api/v1/payments"
 
 
-def payment_service(store: StoreDep, outbox: OutboxDep, runtime: RuntimeDep) -> PaymentService:
+async def payment_service(
+    store: StoreDep, outbox: OutboxDep, runtime: RuntimeDep
+) -> PaymentService:
     return PaymentService(
         PaymentRepository(store, outbox),
         PolicyRepository(store),
@@ -54,7 +56,7 @@ def payment_service(store: StoreDep, outbox: OutboxDep, runtime: RuntimeDep) -> 
 Payments = Annotated[PaymentService, Depends(payment_service)]
 
 
-def payment_filter(
+async def payment_filter(
     opportunity_id: Annotated[str | None, Query(alias="opportunityId", max_length=200)] = None,
     project_id: Annotated[str | None, Query(alias="projectId", max_length=200)] = None,
     payment_status: Annotated[PaymentStatus | None, Query(alias="status")] = None,

@@ -17,7 +17,7 @@ from gala.errors import Forbidden
 from gala.identity import CurrentPrincipal
 
 
-def policy_service(store: StoreDep) -> PolicyService:
+async def policy_service(store: StoreDep) -> PolicyService:
     return PolicyService(PolicyRepository(store))
 
 

@@ -26,7 +26,7 @@ from gala.contracts.chat import MessageType
 from gala.identity import CurrentPrincipal
 
 
-def message_service(store: StoreDep, outbox: OutboxDep) -> MessageService:
+async def message_service(store: StoreDep, outbox: OutboxDep) -> MessageService:
     return MessageService(
         MessageRepository(store, outbox), ConversationRepository(store), UserCopyRepository(store)
     )

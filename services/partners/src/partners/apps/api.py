@@ -28,7 +28,7 @@ PREFIX = "/api/v1/partners/apps"
 INTERNAL_PREFIX = "/internal/v1/partner-keys"
 
 
-def get_app_service(store: StoreDep, outbox: OutboxDep) -> PartnerAppService:
+async def get_app_service(store: StoreDep, outbox: OutboxDep) -> PartnerAppService:
     return PartnerAppService(PartnerAppRepository(store, outbox))
 
 

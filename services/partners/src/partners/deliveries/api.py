@@ -20,7 +20,7 @@ from partners.webhooks.domain import EndpointNotFound
 from partners.webhooks.repository import EndpointRepository
 
 
-def delivery_service(store: StoreDep, outbox: OutboxDep) -> DeliveryService:
+async def delivery_service(store: StoreDep, outbox: OutboxDep) -> DeliveryService:
     return DeliveryService(store, DeliveryRepository(store), EndpointRepository(store, outbox))
 
 

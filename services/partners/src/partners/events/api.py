@@ -22,7 +22,7 @@ from partners.settings import partners_settings
 PREFIX = "/api/v1/partners/events"
 
 
-def get_event_log(runtime: RuntimeDep) -> EventLog:
+async def get_event_log(runtime: RuntimeDep) -> EventLog:
     settings = partners_settings(runtime.settings)
     return EventLog(
         EventLogRepository(runtime.store),
@@ -30,7 +30,7 @@ def get_event_log(runtime: RuntimeDep) -> EventLog:
     )
 
 
-def get_cursors(runtime: RuntimeDep) -> CursorCodec:
+async def get_cursors(runtime: RuntimeDep) -> CursorCodec:
     return CursorCodec(runtime.settings.internal_token_secret.get_secret_value())
 
 

@@ -31,7 +31,9 @@ from partners.webhooks.service import EndpointService
 PREFIX = "/api/v1/partners/webhooks"
 
 
-def endpoint_service(store: StoreDep, outbox: OutboxDep, runtime: RuntimeDep) -> EndpointService:
+async def endpoint_service(
+    store: StoreDep, outbox: OutboxDep, runtime: RuntimeDep
+) -> EndpointService:
     settings = partners_settings(runtime.settings)
     return EndpointService(
         EndpointRepository(store, outbox),

@@ -37,7 +37,7 @@ from projects.templates.repository import TemplateRepository
 PREFIX = "/api/v1/projects"
 
 
-def project_service(store: StoreDep, outbox: OutboxDep) -> ProjectService:
+async def project_service(store: StoreDep, outbox: OutboxDep) -> ProjectService:
     return ProjectService(
         ProjectRepository(store, outbox), TemplateRepository(store), People(PeopleRepository(store))
     )
@@ -46,7 +46,7 @@ def project_service(store: StoreDep, outbox: OutboxDep) -> ProjectService:
 Projects = Annotated[ProjectService, Depends(project_service)]
 
 
-def project_filter(
+async def project_filter(
     status: ProjectStatus | None = None,
     opportunity_id: Annotated[str | None, Query(alias="opportunityId", max_length=200)] = None,
     start_from: Annotated[

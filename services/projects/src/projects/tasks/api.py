@@ -25,7 +25,7 @@ from projects.tasks.service import TaskService
 ME = "me"
 
 
-def task_service(store: StoreDep, outbox: OutboxDep, projects: Projects) -> TaskService:
+async def task_service(store: StoreDep, outbox: OutboxDep, projects: Projects) -> TaskService:
     return TaskService(
         ProjectRepository(store, outbox),
         TaskRepository(store),

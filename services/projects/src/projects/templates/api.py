@@ -18,7 +18,7 @@ from projects.templates.service import TemplateService
 PREFIX = "/api/v1/projects/templates"
 
 
-def template_service(store: StoreDep) -> TemplateService:
+async def template_service(store: StoreDep) -> TemplateService:
     return TemplateService(TemplateRepository(store))
 
 
