@@ -13,8 +13,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,10 +24,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
+from pymongo import monitoring
 
 from gala.app import ProcessRole, Runtime, ServiceDefinition, create_app
+from gala.contracts.contacts import ContactCreated, ContactUpdated
+from gala.events.consumer import EventContext
 from gala.events.envelope import Envelope
 from gala.events.model import Event
+from gala.events.outbox import Outbox
 from gala.events.topics import ensure_topics, partition_count
 from gala.identity import IDENTITY_HEADER, Principal, Role
 from gala.settings import Settings
@@ -606,3 +610,91 @@ async def stripe_mock() -> AsyncIterator[str]:
         if process.returncode is None:
             process.terminate()
         await process.wait()
+
+
+# --- bulk projections: an import's burst of contact events -----------------------------
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts the commands clients made after ``monitoring.register`` send to one database."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.database_name == self.database:
+            self.count += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def a_run(
+    store: Store, settings: Settings, events: Sequence[Event], start: datetime
+) -> list[tuple[Event, EventContext]]:
+    """``events`` as the consumer hands a batch handler a run of them (one partition,
+    one second apart from ``start``)."""
+    return [
+        (
+            event,
+            EventContext(
+                replace(envelope_of_event(event, subject), time=start + timedelta(seconds=n)),
+                event.TOPIC,
+                0,
+                n,
+                store,
+                Outbox("test"),
+                settings,
+            ),
+        )
+        for n, (event, subject) in enumerate((e, str(getattr(e, "contact_id", ""))) for e in events)
+    ]
+
+
+@dataclass
+class ContactBurst:
+    """What :func:`contact_import_burst` made: the store, the venue, the contacts' ids and
+    the commands the handler sent."""
+
+    store: Store
+    venue: str
+    ids: list[str]
+    commands: int
+
+
+async def contact_import_burst(
+    settings: Settings,
+    handler: Callable[[list[tuple[Event, EventContext]]], Awaitable[None]],
+    prepare: Callable[[Store, str, list[str], datetime], Awaitable[None]] | None = None,
+    *,
+    size: int = 50,
+) -> ContactBurst:
+    """An import's burst handed to a contact-copy batch handler as one run: ``size`` new
+    contacts, then the first one renamed. ``prepare`` writes what the store held before."""
+    database = unique_name("bulk_copies_")
+    listener = CommandCounter(database)
+    monitoring.register(listener)  # for the clients made from now on
+    store = Store(settings.mongo_url, database)
+    venue = unique_name("venue-")
+    ids = [str(uuid.uuid4()) for _ in range(size)]
+
+    def contact(kind: type[Event], contact_id: str, name: str, email: str) -> Event:
+        return kind(  # type: ignore[call-arg]
+            contact_id=contact_id, venue_id=venue, name=name, email=email,
+            lead_source="WEBSITE", status="LEAD", lead_heat=10,
+        )  # fmt: skip
+
+    events = [
+        contact(ContactCreated, c, f"Guest {n}", f"g{n}@wed.example") for n, c in enumerate(ids)
+    ]
+    events.append(contact(ContactUpdated, ids[0], "Renamed", "new@wed.example"))
+    start = datetime.now(UTC)
+    if prepare is not None:
+        await prepare(store, venue, ids, start)
+    before = listener.count
+    await handler(a_run(store, settings, events, start))
+    return ContactBurst(store, venue, ids, listener.count - before)
