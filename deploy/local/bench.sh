@@ -83,14 +83,16 @@ fi
 failed=()
 for script in "${selected[@]}"; do
     echo "bench.sh: === $script" >&2
+    : >"$run_file"
     if ! GALA_BENCH_RESULTS="$run_file" .venv/bin/python "$script"; then
         failed+=("$script")
+        continue  # its earlier figures stay
     fi
+    # after each benchmark, so that an interrupted run keeps what it measured
+    .venv/bin/python -m gala.benchmarking merge "$RESULTS" "$run_file" "$script"
+    .venv/bin/python -m gala.benchmarking render "$RESULTS" "$OUT"
+    echo "bench.sh: wrote $OUT" >&2
 done
-
-.venv/bin/python -m gala.benchmarking merge "$RESULTS" "$run_file" "${selected[@]}"
-.venv/bin/python -m gala.benchmarking render "$RESULTS" "$OUT"
-echo "bench.sh: wrote $OUT" >&2
 if [[ ${#failed[@]} -gt 0 ]]; then
     echo "bench.sh: failed: ${failed[*]}" >&2
     exit 1

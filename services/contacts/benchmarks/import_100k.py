@@ -154,7 +154,8 @@ async def run(args: argparse.Namespace) -> list[Figure]:
         "GALA_CONTACTS_PORT": str(port),
         "GALA_IMPORT_POLL_INTERVAL_SECONDS": "0.2",
     }
-    tokens = InternalTokens(settings.internal_token_secret.get_secret_value())
+    # one identity for the whole run: a 100,000-row job outlasts the gateway's 2-minute tokens
+    tokens = InternalTokens(settings.internal_token_secret.get_secret_value(), ttl_seconds=3600)
     venue = f"bench-{uuid.uuid4().hex[:8]}"
     admin = Principal(user_id="benchmark", venue_id=venue, role=Role.ADMIN)
     headers = {IDENTITY_HEADER: tokens.issue(admin)}
@@ -193,9 +194,9 @@ async def run(args: argparse.Namespace) -> list[Figure]:
             stop = asyncio.Event()
             busy_task = asyncio.create_task(get_loops(http, path, headers, args.clients, stop))
             while True:
-                job: dict[str, Any] = (
-                    await http.get(f"{IMPORTS}/{job_id}", headers=headers)
-                ).json()
+                polled = await http.get(f"{IMPORTS}/{job_id}", headers=headers)
+                assert polled.status_code == 200, polled.text
+                job: dict[str, Any] = polled.json()
                 if job["state"] in ("succeeded", "failed"):
                     break
                 await asyncio.sleep(0.5)
