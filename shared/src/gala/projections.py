@@ -10,10 +10,10 @@ guard (e.g. "not erased") can make a state final. A batch of events of many reco
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -22,6 +22,40 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from gala.store import Document
 
 AS_OF = "asOf"
+
+
+class Versioned(Protocol):
+    """A record's copy as of an event: what deciding which copy wins needs."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def venue_id(self) -> str: ...
+    @property
+    def as_of(self) -> datetime: ...
+
+
+V = TypeVar("V", bound=Versioned)
+
+
+def newest_copies(copies: Iterable[V]) -> dict[str, V]:
+    """Of several copies of one record, the one :func:`keep_newest_many` writes: the
+    newest, the later of equally new ones (a copy of another venue's record never wins)."""
+    newest: dict[str, V] = {}
+    for copy in copies:
+        kept = newest.get(copy.id)
+        if kept is None or (kept.venue_id == copy.venue_id and copy.as_of >= kept.as_of):
+            newest[copy.id] = copy
+    return newest
+
+
+def replaces(copy: Versioned, stored: Versioned | None, *, final: bool = False) -> bool:
+    """Whether writing ``copy`` over ``stored`` (what the store held before) changes it,
+    as :func:`keep_newest` decides: nothing stored, or a copy of the same venue's record
+    that is not newer and not ``final`` (e.g. erased)."""
+    return stored is None or (
+        stored.venue_id == copy.venue_id and not final and stored.as_of <= copy.as_of
+    )
 
 
 async def keep_newest(
@@ -60,6 +94,10 @@ class Copy:
     as_of: datetime
     guard: Mapping[str, Any] | None = None
 
+    @property
+    def id(self) -> str:
+        return self.doc_id
+
 
 async def keep_newest_many(collection: AsyncCollection[Document], copies: Sequence[Copy]) -> int:
     """:func:`keep_newest` for many copies: one read of which records exist, then one
@@ -71,11 +109,7 @@ async def keep_newest_many(collection: AsyncCollection[Document], copies: Sequen
     A record that appears meanwhile (a concurrent writer) fails its upsert: then the
     copies are written one by one. (Upserts are never sent for records that exist: a bulk
     write's duplicate-key errors are not reported reliably by every store.)"""
-    newest: dict[str, Copy] = {}
-    for copy in copies:
-        kept = newest.get(copy.doc_id)
-        if kept is None or (kept.venue_id == copy.venue_id and copy.as_of >= kept.as_of):
-            newest[copy.doc_id] = copy
+    newest = newest_copies(copies)
     if not newest:
         return 0
     found = collection.find({"_id": {"$in": list(newest)}}, {"_id": 1})

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
+from gala.projections import newest_copies, replaces
 from pipeline.contacts.domain import ContactCopy, ContactUnconfirmed, UnknownContact
 from pipeline.contacts.owner import ContactsOwner, OwnerUnreachable
 from pipeline.contacts.repository import ContactCopyRepository
@@ -73,17 +74,10 @@ class ContactDirectory:
         write, the renamed contacts' opportunities in another."""
         before = await self._copies.get_many([c.id for c in contacts])
         await self._copies.upsert_many(contacts)
-        newest: dict[str, ContactCopy] = {}
-        for copy in contacts:  # as keep_newest_many picks them
-            kept = newest.get(copy.id)
-            if kept is None or (kept.venue_id == copy.venue_id and copy.as_of >= kept.as_of):
-                newest[copy.id] = copy
         renamed = []
-        for copy in newest.values():
+        for copy in newest_copies(contacts).values():
             old = before.get(copy.id)
-            written = old is None or (
-                old.venue_id == copy.venue_id and not old.erased and old.as_of <= copy.as_of
-            )
+            written = replaces(copy, old, final=old is not None and old.erased)
             if written and (old is None or old.name != copy.name):
                 renamed.append((copy.venue_id, copy.id, copy.name))
         if renamed and self._opportunities is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gala.identity import Role
+from gala.projections import newest_copies, replaces
 from projects.people.domain import (
     ContactCopy,
     UnknownAssignee,
@@ -52,17 +53,10 @@ class People:
         ]  # fmt: skip
         before = await self._people.contacts_by_id([c.id for c in copies])
         await self._people.keep_contacts(copies)
-        newest: dict[str, ContactCopy] = {}
-        for copy in copies:  # as keep_newest_many picks them
-            kept = newest.get(copy.id)
-            if kept is None or (kept.venue_id == copy.venue_id and copy.as_of >= kept.as_of):
-                newest[copy.id] = copy
         changed = []
-        for copy in newest.values():
+        for copy in newest_copies(copies).values():
             old = before.get(copy.id)
-            written = old is None or (
-                old.venue_id == copy.venue_id and not old.erased and old.as_of <= copy.as_of
-            )
+            written = replaces(copy, old, final=old is not None and old.erased)
             if written and (old is None or old.email != copy.email):
                 changed.append(copy)
         return changed
