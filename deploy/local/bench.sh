@@ -32,35 +32,12 @@ BENCHMARKS=(
 RESULTS=docs/benchmarks.jsonl
 OUT=docs/benchmarks.md
 
-started_file=$(mktemp "${TMPDIR:-/tmp}/gala-infra-started.XXXXXX")
 run_file=$(mktemp "${TMPDIR:-/tmp}/gala-bench-results.XXXXXX")
-
-cleanup() {
-    local rc=$?
-    local started
-    started=$(cat "$started_file" 2>/dev/null || true)
-    rm -f "$started_file" "$run_file"
-    if [[ -n "${started// /}" ]]; then
-        echo "bench.sh: stopping what this run started: $started" >&2
-        # shellcheck disable=SC2086  # word splitting wanted: one argument per component
-        "${infra[@]}" down $started || echo "bench.sh: infra down failed" >&2
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# shellcheck source=deploy/local/bench-env.sh
-source deploy/local/bench-env.sh
-env_lines=$("${infra[@]}" up --started-file "$started_file")
-while IFS= read -r line; do
-    case $line in
-        GALA_KAFKA_BOOTSTRAP=* | GALA_MONGO_URL=*) export "${line?}" ;;
-    esac
-done <<<"$env_lines"
+OWN_INFRA_TEMP_FILES=$run_file
+# shellcheck source=deploy/local/own-infra.sh
+source deploy/local/own-infra.sh
+own_infra deploy/local/bench-env.sh bench.sh
 export GALA_DEV_MODE=true  # throwaway runs: made-up secrets
-echo "bench.sh: GALA_KAFKA_BOOTSTRAP=$GALA_KAFKA_BOOTSTRAP GALA_MONGO_URL=$GALA_MONGO_URL" >&2
 
 selected=()
 for script in "${BENCHMARKS[@]}"; do

@@ -12,33 +12,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 python=${PYTHON:-$(command -v python3.11 || command -v python3)}
 infra=("$python" deploy/local/infra.py)
 
-started_file=$(mktemp "${TMPDIR:-/tmp}/gala-infra-started.XXXXXX")
-
-cleanup() {
-    local rc=$?
-    local started
-    started=$(cat "$started_file" 2>/dev/null || true)
-    rm -f "$started_file"
-    if [[ -n "${started// /}" ]]; then
-        echo "test.sh: stopping what this run started: $started" >&2
-        # shellcheck disable=SC2086  # word splitting wanted: one argument per component
-        "${infra[@]}" down $started || echo "test.sh: infra down failed" >&2
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# shellcheck source=deploy/local/test-env.sh
-source deploy/local/test-env.sh
-env_lines=$("${infra[@]}" up --started-file "$started_file")
-while IFS= read -r line; do
-    case $line in
-        GALA_KAFKA_BOOTSTRAP=* | GALA_MONGO_URL=*) export "${line?}" ;;
-    esac
-done <<<"$env_lines"
-echo "test.sh: GALA_KAFKA_BOOTSTRAP=$GALA_KAFKA_BOOTSTRAP GALA_MONGO_URL=$GALA_MONGO_URL" >&2
+# shellcheck source=deploy/local/own-infra.sh
+source deploy/local/own-infra.sh
+own_infra deploy/local/test-env.sh test.sh
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
