@@ -3,7 +3,7 @@
 import asyncio
 
 import pytest
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 
 from gala.errors import InvalidInput
 from gala.store import PageRequest, Store, find_page
@@ -49,6 +49,20 @@ async def test_a_conditional_claim_is_won_by_exactly_one_replica(stores):
     results = await asyncio.gather(*(claim_all(s, f"r{i}") for i, s in enumerate(stores)))
     claimed = [job for won in results for job in won]
     assert sorted(claimed) == list(range(60))  # every job once, none twice
+
+
+async def test_a_bulk_write_of_many_updates_that_match_completes(stores):
+    """One update command of hundreds of statements that each match a document (a
+    projection's bulk write of a batch) completes, and the store takes writes after it.
+    The local FerretDB once kept each statement's query open until the whole command
+    ended: at 100 statements its pool of connections ran out and every write waited."""
+    things = stores[0]["things"]
+    await things.insert_many([{"_id": f"t{i}", "n": 0} for i in range(300)])
+    updates = [UpdateOne({"_id": f"t{i}"}, {"$set": {"n": i}}, upsert=True) for i in range(300)]
+    result = await asyncio.wait_for(things.bulk_write(updates, ordered=False), 30)
+    assert (result.matched_count, result.modified_count) == (300, 299)
+    await asyncio.wait_for(stores[1]["other"].insert_one({"_id": "after"}), 10)
+    assert await things.count_documents({"n": {"$gt": 0}}) == 299
 
 
 async def test_cursor_pages_walk_a_sorted_listing_without_gaps_or_repeats(stores):
