@@ -125,6 +125,34 @@ async def test_a_venue_and_status_listing_reads_through_an_index(store):
     assert _ferretdb_pushed(explain) in (None, 1)
 
 
+async def test_a_lookup_of_many_ids_reads_through_the_id_index(store):
+    """A consumer's batch looks up its processed events, and a bulk projection its
+    existing records, with one ``_id: {$in: [...]}``: it must not read the collection."""
+    leads = _leads()
+    await store["leads"].insert_many(leads)
+    extra = [{"_id": OID, "venueId": "v1"}, {"_id": 7, "venueId": "v1"}]
+    await store["leads"].insert_many(extra)
+    wanted = [f"l{i:04d}" for i in range(0, 2000, 3)]  # 667 ids, a third of them absent
+
+    async def ids(query: dict[str, Any]) -> list[Any]:
+        return [doc["_id"] for doc in await store["leads"].find(query, {"_id": 1}).to_list(None)]
+
+    query = {"_id": {"$in": wanted}}
+    assert uses_index(await _explain_find(store, "leads", query))
+    assert sorted(await ids(query)) == [i for i in wanted if int(i[1:]) < 1000]
+    with_venue = {"venueId": "v1", "_id": {"$in": wanted}}
+    assert uses_index(await _explain_find(store, "leads", with_venue))
+    assert sorted(await ids(with_venue)) == sorted(
+        lead["_id"] for lead in leads if lead["_id"] in wanted and _matches(lead, {"venueId": "v1"})
+    )
+    # ids of other types, null, and more values than are pushed down: still exact answers
+    assert sorted(map(str, await ids({"_id": {"$in": ["l0001", OID, 7, None]}}))) == sorted(
+        ["l0001", str(OID), "7"]
+    )
+    many = [f"l{i:04d}" for i in range(20_000)]
+    assert len(await ids({"_id": {"$in": many}})) == 1000
+
+
 async def test_the_cursor_pages_of_find_page_read_through_the_index(store, infra):
     await store["leads"].insert_many(_leads())
     finds = _Finds()
