@@ -701,7 +701,7 @@ class Store(Component):
         return [
             str(binary),
             "--handler=sqlite",
-            f"--sqlite-url=file:{data}/",
+            f"--sqlite-url=file:{data}/?_pragma=synchronous(normal)",
             f"--state-dir={self.home}",
             "--telemetry=disable",
             f"--listen-addr={self.address}",

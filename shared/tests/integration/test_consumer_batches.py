@@ -278,6 +278,11 @@ async def test_keep_newest_many_writes_what_keep_newest_one_by_one_writes(infra)
         )
         for i in range(60)
     ]
+    copies += [  # a guard of other conditions than equalities: written as upserts
+        Copy(f"d-{i % 3}", "v", {"name": f"d{i}"}, start + timedelta(minutes=i % 4),
+             {"erased": {"$ne": True}})
+        for i in range(9)
+    ]  # fmt: skip
     try:
         written_one = 0
         for copy in copies:
