@@ -13,11 +13,14 @@ and adds the queries its use cases need::
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gala.events.model import Event
 from gala.events.outbox import LEASE, OUTBOX, PENDING, Outbox
@@ -26,6 +29,11 @@ from gala.store import Document, Page, PageRequest, Store, explain_page, find_pa
 
 READ_FIELDS: Mapping[str, int] = {OUTBOX: 0, PENDING: 0, LEASE: 0}
 """What a read leaves out: the aggregate's pending events."""
+DUPLICATE_KEY = 11000
+
+Within = Callable[[], AbstractContextManager[None]]
+"""The context an aggregate's events are recorded in (e.g. the correlation and causation
+of the event that made it, for a batch handler's aggregates: ``EventContext.bound``)."""
 
 
 class Aggregate(Protocol):
@@ -84,6 +92,36 @@ class AggregateRepository(Generic[A]):
         await self._outbox.insert(
             self.collection, self.codec.to_document(aggregate), self.entries(aggregate)
         )
+
+    async def insert_new(self, aggregates: Sequence[tuple[A, Within]]) -> list[A]:
+        """Insert new aggregates with their events in one unordered insert, each one's
+        events recorded within its own context; an aggregate whose id exists already
+        (made meanwhile) is skipped. Answers the aggregates inserted."""
+        documents = []
+        for aggregate, within in aggregates:
+            with within():
+                documents.append((self.codec.to_document(aggregate), self.entries(aggregate)))
+        try:
+            await self._outbox.insert_many(self.collection, documents, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            # Not every store goes on past a duplicate in an unordered insert: one by one.
+            inserted = []
+            for (aggregate, _), (document, entries) in zip(aggregates, documents, strict=True):
+                with contextlib.suppress(DuplicateKeyError):
+                    await self._outbox.insert(self.collection, document, entries)
+                    inserted.append(aggregate)
+            return inserted
+        return [aggregate for aggregate, _ in aggregates]
+
+    async def ids_existing(self, venue_id: str, ids: Sequence[str]) -> set[str]:
+        """Which of these aggregates of the venue exist."""
+        found = self.collection.find(
+            venue_scoped(venue_id, {"_id": {"$in": list(ids)}}), {"_id": 1}
+        )
+        return {document["_id"] async for document in found}
 
     async def save(self, aggregate: A) -> bool:
         """Write state and events unless someone saved since it was read (then ``False``)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gala import context
 from gala.contracts.contacts import (
     USER_EVENTS,
     ContactCreated,
@@ -59,18 +58,26 @@ def _projects(ctx: EventContext) -> ProjectService:
 # --- opportunities --------------------------------------------------------------------
 
 
-@subscriptions.on(OpportunityWon, name="projects.create")
-async def opportunity_won(event: OpportunityWon, ctx: EventContext) -> None:
-    won = Won(
-        venue_id=event.venue_id,
-        opportunity_id=event.opportunity_id,
-        contact_id=event.contact_id,
-        name=event.name,
-        event_type=event.event_type,
-        event_date=event.event_date or event.won_at,
-        as_of=ctx.envelope.time,
-    )
-    await _projects(ctx).won(won)
+@subscriptions.on_batch(OpportunityWon, name="projects.create")
+async def opportunities_won(batch: Sequence[tuple[OpportunityWon, EventContext]]) -> None:
+    """A run of won opportunities (a burst): their projects in one insert, each project's
+    events caused by the event that won it."""
+    wons = [
+        (
+            Won(
+                venue_id=event.venue_id,
+                opportunity_id=event.opportunity_id,
+                contact_id=event.contact_id,
+                name=event.name,
+                event_type=event.event_type,
+                event_date=event.event_date or event.won_at,
+                as_of=ctx.envelope.time,
+            ),
+            ctx.bound,
+        )
+        for event, ctx in batch
+    ]
+    await _projects(batch[0][1]).won_many(wons)
 
 
 async def opportunity_changed(event: OpportunityEvent, ctx: EventContext) -> None:
@@ -111,7 +118,7 @@ async def contacts_changed(batch: Sequence[tuple[ContactEvent, EventContext]]) -
     changed = await _people(ctx).contacts_seen(
         [ContactCopy(e.contact_id, e.venue_id, e.email, False, c.envelope.time) for e, c in batch]
     )
-    envelopes = {(e.contact_id, c.envelope.time): c.envelope for e, c in batch}
+    contexts = {(e.contact_id, c.envelope.time): c for e, c in batch}
     venues = {contact.venue_id for contact in changed}
     projects = ProjectRepository(ctx.store, ctx.outbox)
     for venue_id in sorted(venues):
@@ -120,10 +127,7 @@ async def contacts_changed(batch: Sequence[tuple[ContactEvent, EventContext]]) -
         for contact in changed:
             if contact.venue_id != venue_id or contact.id not in with_projects:
                 continue
-            envelope = envelopes[(contact.id, contact.as_of)]
-            with context.bound(
-                correlation=envelope.correlationid or envelope.id, causation=envelope.id
-            ):
+            with contexts[(contact.id, contact.as_of)].bound():
                 await _projects(ctx).link_clients(venue_id, [contact.id])
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -167,3 +168,29 @@ async def test_staff_read_projects_but_only_managers_change_them(projects):
     assert renamed.status_code == 200 and renamed.json()["name"] == "Smith & Jones wedding"
     _, stranger = projects.new_venue()
     assert (await projects.call("GET", path, stranger)).status_code == 404
+
+
+async def test_a_burst_of_won_opportunities_makes_one_project_each(projects, project_events):
+    """Won events arriving together are made in one insert: still one project per
+    opportunity (an event delivered twice in the burst too), the contacts' client users
+    in them, and each project's created event caused by the event that won it."""
+    venue, admin = projects.new_venue()
+    email = f"burst-{uuid.uuid4().hex[:6]}@wed.example"
+    contact_id = await projects.contact(venue, email)
+    client = await projects.user(venue, Role.CLIENT, email=email)
+    events = [projects.won_event(venue) for _ in range(40)]
+    events.append(projects.won_event(venue, contact_id=contact_id))
+    ids = await asyncio.gather(*(projects.publish(e, e.opportunity_id) for e in events))
+    again = await projects.publish(events[3], events[3].opportunity_id, ids[3])  # redelivery
+    assert again == ids[3]
+
+    made = [await projects.project_of(venue, e.opportunity_id) for e in events]
+    assert made[-1]["clientIds"] == [client.user_id]
+    assert all(project["clientIds"] == [] for project in made[:-1])
+    for project, event_id in zip(made, ids, strict=True):
+        created = await project_events.wait_for(project["id"], 1)
+        assert created[0][1].causationid == event_id
+    await asyncio.sleep(1.5)
+    assert all(len(project_events.of(project["id"])) == 1 for project in made)
+    listed = await projects.call("GET", "/api/v1/projects", admin, limit=100)
+    assert len(listed.json()["items"]) == len(events)

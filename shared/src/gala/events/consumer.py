@@ -119,6 +119,14 @@ class EventContext:
     def venue_id(self) -> str | None:
         return self.envelope.venueid
 
+    def bound(self) -> contextlib.AbstractContextManager[None]:
+        """The event's correlation and causation, bound as while its handler runs: what
+        a batch handler records each event's effects within."""
+        envelope = self.envelope
+        return context.bound(
+            correlation=envelope.correlationid or envelope.id, causation=envelope.id
+        )
+
 
 Handler = Callable[[E, EventContext], Awaitable[None]]
 BatchHandler = Callable[[Sequence[tuple[E, EventContext]]], Awaitable[None]]
@@ -160,7 +168,7 @@ class Subscriptions:
         (e.g. a projection's bulk write of conditional upserts, newest kept), and be
         idempotent: a call that fails is followed by one call per event of the run.
         It runs outside any one event's trace and causation: events it records need
-        ``gala.context.bound`` with their own event's ids."""
+        their own event's ids bound (``EventContext.bound``)."""
 
         def register(handler: BatchHandler[E]) -> BatchHandler[E]:
             handler_name = name or f"{handler.__module__}.{handler.__qualname__}"
@@ -617,7 +625,7 @@ class EventConsumer:
                     "cloudevents.event_type": envelope.type,
                 },
             ),
-            context.bound(correlation=envelope.correlationid or envelope.id, causation=envelope.id),
+            item.context.bound(),
         ):
             if await self._run_once(subscription, item.event, item.context, record):
                 self._ran(part, subscription, item)

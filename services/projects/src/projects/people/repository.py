@@ -83,6 +83,10 @@ class PeopleRepository:
         cursor = self.contacts.find({"_id": {"$in": list(contact_ids)}})
         return {d["_id"]: _contact(d) async for d in cursor}
 
+    async def users_with_emails(self, venue_id: str, emails: Sequence[str]) -> list[UserCopy]:
+        cursor = self.users.find(venue_scoped(venue_id, {"email": {"$in": list(emails)}}))
+        return [_user(d) async for d in cursor]
+
     async def erase_contact(self, contact: ContactCopy) -> None:
         await self.contacts.update_one(
             {"_id": contact.id, "venueId": contact.venue_id},

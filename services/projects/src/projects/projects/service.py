@@ -13,12 +13,11 @@ computed on a fresh read and saved only onto that version, else recomputed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from pymongo.errors import DuplicateKeyError
-
+from gala.aggregates import Within
 from gala.concurrency import KeyedLocks, save_attempts
 from gala.contracts.projects import ProjectStatus
 from gala.identity import Principal, Role, ensure_role
@@ -174,18 +173,41 @@ class ProjectService:
 
     # --- from events ------------------------------------------------------------------
 
-    async def won(self, won: Won) -> bool:
-        """Make the won opportunity's project; ``False`` if it exists already."""
-        if await self._projects.get(won.venue_id, project_id_for(won.opportunity_id)):
-            return False
-        templates = await self._templates.get(won.venue_id)
-        clients = await self._people.clients_of_contact(won.venue_id, won.contact_id)
-        project = Project.from_won(won, templates.for_event(won.event_type), clients, self._clock())
-        try:
-            await self._projects.insert(project)
-        except DuplicateKeyError:
-            return False  # made meanwhile (a redelivery racing the first delivery)
-        return True
+    async def won_many(self, wons: Sequence[tuple[Won, Within]]) -> int:
+        """``won`` for a run of won opportunities (a burst of them): per venue one read of
+        the projects that exist, of its templates and of the contacts' clients, and one
+        insert; each project's events recorded ``within`` the context of the event that
+        won it. Answers how many projects it made."""
+        made = 0
+        by_venue: dict[str, dict[str, tuple[Won, Within]]] = {}
+        for won, within in wons:  # an opportunity won twice in the run: its first
+            by_venue.setdefault(won.venue_id, {}).setdefault(
+                project_id_for(won.opportunity_id), (won, within)
+            )
+        for venue_id, by_project in by_venue.items():
+            existing = await self._projects.ids_existing(venue_id, list(by_project))
+            new = [entry for pid, entry in by_project.items() if pid not in existing]
+            if not new:
+                continue
+            templates = await self._templates.get(venue_id)
+            clients = await self._people.clients_of_contacts(
+                venue_id, sorted({w.contact_id for w, _ in new if w.contact_id is not None})
+            )
+            now = self._clock()
+            projects = [
+                (
+                    Project.from_won(
+                        won,
+                        templates.for_event(won.event_type),
+                        clients.get(won.contact_id or "", []),
+                        now,
+                    ),
+                    within,
+                )
+                for won, within in new
+            ]
+            made += len(await self._projects.insert_new(projects))
+        return made
 
     async def follow_event_date(
         self, venue_id: str, opportunity_id: str, event_date: datetime | None, as_of: datetime
