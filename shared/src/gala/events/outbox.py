@@ -357,9 +357,11 @@ class OutboxRelay:
     async def _relay_claimed(
         self, collection: AsyncCollection[Document], ids: list[Any]
     ) -> tuple[int, int]:
-        """Claim the documents (skipping those leased elsewhere) and relay them: four
-        store round trips for the whole batch (claim, read, remove, clear), the events
-        of each document published in order, documents concurrently."""
+        """Claim the documents (skipping those leased elsewhere) and relay them: three
+        store round trips for the whole batch (claim, read, finish), or five when some
+        events were not sent or new ones were appended meanwhile (claim, read, finish,
+        remove, clear); the events of each document published in order, documents
+        concurrently."""
         documents = await self._claim(collection, ids)
         if not documents:
             return 0, 0
@@ -379,6 +381,8 @@ class OutboxRelay:
             for d, result in zip(documents, results, strict=True)
             if isinstance(result, _PartlySent)
         )
+        if await self._finish(collection, documents, sent):
+            return len(documents), sum(len(entries) for entries in sent.values())
         # Remove what went out and release the leases, even when a publish failed, so
         # the rest is retried promptly (by this replica or another).
         removals: list[UpdateOne] = []
@@ -400,6 +404,36 @@ class OutboxRelay:
             if isinstance(result, BaseException):
                 raise result
         return len(documents), sum(len(entries) for entries in sent.values())
+
+    async def _finish(
+        self,
+        collection: AsyncCollection[Document],
+        documents: list[Document],
+        sent: dict[Any, list[Document]],
+    ) -> bool:
+        """The usual end of a relay, in one write per document: every event read went
+        out, and nothing was appended since (the outbox holds as many entries as were
+        read, under this claim: only the claim's holder removes entries, so they are the
+        ones read), so the outbox is emptied and the flag and lease cleared at once.
+        ``False`` if that is not so for every document (then the caller removes exactly
+        the entries sent, which is also right for the documents finished here)."""
+        if any(len(sent.get(d["_id"]) or []) != len(d.get(OUTBOX) or []) for d in documents):
+            return False
+        result = await collection.bulk_write(
+            [
+                UpdateOne(
+                    {
+                        "_id": d["_id"],
+                        f"{LEASE}.claim": d[LEASE]["claim"],
+                        OUTBOX: {"$size": len(d[OUTBOX])},
+                    },
+                    {"$set": {OUTBOX: []}, "$unset": {PENDING: "", LEASE: ""}},
+                )
+                for d in documents
+            ],
+            ordered=False,
+        )
+        return bool(result.matched_count == len(documents))
 
     async def _claim(self, collection: AsyncCollection[Document], ids: list[Any]) -> list[Document]:
         """Lease the pending documents of ``ids`` that no one else holds; answers them."""
