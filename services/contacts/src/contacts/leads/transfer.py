@@ -255,9 +255,7 @@ class ContactTransfer:
         Answers the rows' outcomes and how many of the emails had a contact already.
         ``look_first`` reads the emails' contacts before writing (one ``$in`` query);
         otherwise every email is first taken for a new one and only those the bulk
-        insert finds taken are read: a file of new contacts then costs no read at all
-        (on the local FerretDB an ``$in`` is not pushed down: it reads the venue's
-        contacts through the venue index and filters them).
+        insert finds taken are read: a file of new contacts then costs no read at all.
         Either way a result is kept only once its write is known to have applied to
         the state it was computed from; anything else is read and applied again.
         With a ``tag``, a retry (and, with ``recover``, the first attempt) first takes
