@@ -310,7 +310,9 @@ def _plan_has_stage(node: Any, stages: frozenset[str]) -> bool:
 _SORT_STAGES = frozenset({"SORT", "SORT_KEY_GENERATOR"})
 
 
-def page_plan_problems(explain: Mapping[str, Any], *, exact_filter: bool = True) -> list[str]:
+def page_plan_problems(
+    explain: Mapping[str, Any], *, exact_filter: bool = True, search: bool = False
+) -> list[str]:
     """Why the plan in a find's ``explain`` answer does not read one page through an index
     (empty when it does): it must use an index (``uses_index``) and sort nothing in memory.
 
@@ -321,14 +323,19 @@ def page_plan_problems(explain: Mapping[str, Any], *, exact_filter: bool = True)
     false, for a filter with conditions FerretDB cannot translate (an array field, a
     dotted path, a regular expression), ``limitPushdown`` is not required: with the sort
     pushed down FerretDB streams the index's rows in order, checks those conditions
-    itself and stops at the limit. Explain what ``find_page`` sends (``explain_page``),
+    itself and stops at the limit. With ``search`` (an ``$or`` of ranges on several
+    fields, e.g. a name or an e-mail address starting with what was typed) the matches
+    are what is read: each branch through its own index, then sorted (no walk of the
+    sort's index can skip what only another branch's index skips): on FerretDB a
+    ``TEMP B-TREE`` is allowed under a ``MULTI-INDEX OR`` (it sorts only the matches);
+    on MongoDB a ``SORT`` stage is allowed. Explain what ``find_page`` sends (``explain_page``),
     so that the limit is in it."""
     problems: list[str] = []
     if not uses_index(explain):
         problems.append("no index is used")
     planner = explain.get("queryPlanner")
     if isinstance(planner, Mapping) and "winningPlan" in planner:  # MongoDB
-        if _plan_has_stage(planner["winningPlan"], _SORT_STAGES):
+        if not search and _plan_has_stage(planner["winningPlan"], _SORT_STAGES):
             problems.append("the winning plan sorts in memory (a SORT stage)")
         return problems
     if explain.get("sortPushdown") is not True:
@@ -336,14 +343,20 @@ def page_plan_problems(explain: Mapping[str, Any], *, exact_filter: bool = True)
     if exact_filter and explain.get("limitPushdown") is not True:
         problems.append("the limit is not pushed down (limitPushdown)")
     lines = planner.get("Plan") if isinstance(planner, Mapping) else None
-    if isinstance(lines, list) and any(isinstance(x, str) and "TEMP B-TREE" in x for x in lines):
+    lines = [x for x in lines if isinstance(x, str)] if isinstance(lines, list) else []
+    sorts = any("TEMP B-TREE" in x for x in lines)
+    if sorts and search and not any("MULTI-INDEX OR" in x for x in lines):
+        problems.append("SQLite sorts what one index read (a search's branches each need theirs)")
+    elif sorts and not search:
         problems.append("SQLite sorts in a temporary b-tree (USE TEMP B-TREE)")
     return problems
 
 
-def reads_one_page(explain: Mapping[str, Any], *, exact_filter: bool = True) -> bool:
+def reads_one_page(
+    explain: Mapping[str, Any], *, exact_filter: bool = True, search: bool = False
+) -> bool:
     """Whether a find's plan reads one page through an index (see ``page_plan_problems``)."""
-    return not page_plan_problems(explain, exact_filter=exact_filter)
+    return not page_plan_problems(explain, exact_filter=exact_filter, search=search)
 
 
 def utc_now() -> datetime:

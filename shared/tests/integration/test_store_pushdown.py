@@ -202,6 +202,7 @@ async def _pages(
     *,
     one_page: bool,
     exact: bool = True,
+    search: bool = False,
     pages: int = 500,
     collection_name: str = "items",
 ) -> list[str]:
@@ -213,8 +214,8 @@ async def _pages(
         explain = await explain_page(collection, query, request)
         assert uses_index(explain), (query, sort, explain)
         if one_page:
-            problems = page_plan_problems(explain, exact_filter=exact)
-            assert reads_one_page(explain, exact_filter=exact), (query, sort, problems, explain)
+            problems = page_plan_problems(explain, exact_filter=exact, search=search)
+            assert not problems, (query, sort, problems, explain)
         elif _ferretdb(explain):
             assert explain["sortPushdown"] is False, (query, sort)
         page = await find_page(collection, query, request)
@@ -238,6 +239,7 @@ SHAPES: dict[str, Callable[[str], dict[str, Any]]] = {
     "in": lambda venue: {"venueId": venue, "s": {"$in": ["a", "b", "😀"]}},
     "or": lambda venue: {"venueId": venue, "$or": [{"s": {"$gte": "a", "$lt": "b"}}, {"n": 1}]},
 }
+SEARCHES = {"or"}
 # conditions FerretDB leaves to itself (not SQLite): the sort is pushed, the limit is not
 INEXACT: dict[str, Callable[[str], dict[str, Any]]] = {
     "regex": lambda venue: {"venueId": venue, "s": {"$regex": "^a"}},
@@ -260,7 +262,8 @@ async def test_every_page_is_mongodbs_answer_read_through_an_index(loaded, field
         seen = await _pages(store, query, sort, 7, one_page=False, pages=1)
         assert seen == _expected(items, query, keys)[:7]
     else:
-        seen = await _pages(store, query, sort, 7, one_page=True)
+        # an $or of two fields is a search: each branch read through its index, then sorted
+        seen = await _pages(store, query, sort, 7, one_page=True, search=shape in SEARCHES)
         assert seen == _expected(items, query, keys)
 
 
