@@ -1,5 +1,5 @@
-"""An import's burst of contact events reaches billing's contact copies in one bulk
-write, with what one by one would write."""
+"""An import's burst of contact events reaches billing's contact copies in a few bulk
+writes (a read, the copies there already, the new ones), with what one by one would write."""
 
 from datetime import datetime, timedelta
 
@@ -18,7 +18,8 @@ async def test_a_run_of_contact_events_is_kept_in_a_few_bulk_writes(infra):
     burst = await contact_import_burst(infra, keep_contacts, prepare)
     store, venue, ids, commands = burst.store, burst.venue, burst.ids, burst.commands
     try:
-        assert commands <= 2  # was one per event: 51
+        # one read, one bulk write of the copies there already, one insert of the new
+        assert commands <= 3  # was one per event: 51
         copies = {d["_id"]: d async for d in store["contacts"].find({"venueId": venue})}
         assert len(copies) == 50
         assert (copies[ids[0]]["name"], copies[ids[0]]["email"]) == ("Renamed", "new@wed.example")
