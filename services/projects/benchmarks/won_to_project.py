@@ -228,12 +228,16 @@ async def baseline(settings: Settings, count: int, rate: float) -> list[float]:
     finally:
         await producer.stop()
         await arrivals.stop()
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.delete_topics([topic])
-        finally:
-            await admin.close()
+        await delete_topic(settings, topic)
+
+
+async def delete_topic(settings: Settings, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+    finally:
+        await admin.close()
 
 
 @dataclass(frozen=True)
@@ -445,12 +449,7 @@ async def bare_rate(settings: Settings, count: int) -> float:
     finally:
         await producer.stop()
         await arrivals.stop()
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.delete_topics([topic])
-        finally:
-            await admin.close()
+        await delete_topic(settings, topic)
 
 
 def figures(

@@ -25,11 +25,18 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from gala.events.model import Event
 from gala.events.outbox import LEASE, OUTBOX, PENDING, Outbox
 from gala.identity import venue_scoped
-from gala.store import Document, Page, PageRequest, Store, explain_page, find_page
+from gala.store import (
+    Document,
+    Page,
+    PageRequest,
+    Store,
+    duplicate_key_errors,
+    explain_page,
+    find_page,
+)
 
 READ_FIELDS: Mapping[str, int] = {OUTBOX: 0, PENDING: 0, LEASE: 0}
 """What a read leaves out: the aggregate's pending events."""
-DUPLICATE_KEY = 11000
 
 Within = Callable[[], AbstractContextManager[None]]
 """The context an aggregate's events are recorded in (e.g. the correlation and causation
@@ -104,8 +111,7 @@ class AggregateRepository(Generic[A]):
         try:
             await self._outbox.insert_many(self.collection, documents, ordered=False)
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
+            if duplicate_key_errors(exc) is None:
                 raise
             # Not every store goes on past a duplicate in an unordered insert: one by one.
             inserted = []

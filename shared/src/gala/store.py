@@ -46,6 +46,7 @@ from bson import json_util
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from gala.errors import InvalidInput
 
@@ -357,6 +358,19 @@ def reads_one_page(
 ) -> bool:
     """Whether a find's plan reads one page through an index (see ``page_plan_problems``)."""
     return not page_plan_problems(explain, exact_filter=exact_filter, search=search)
+
+
+DUPLICATE_KEY = 11000
+"""The store's error code for a write refused by a unique index."""
+
+
+def duplicate_key_errors(error: BulkWriteError) -> list[Document] | None:
+    """The write errors of a bulk write if every one of them is a duplicate key (the
+    documents a concurrent writer or an earlier run wrote first), else ``None``."""
+    errors: list[Document] = error.details.get("writeErrors", [])
+    if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+        return None
+    return errors
 
 
 def utc_now() -> datetime:

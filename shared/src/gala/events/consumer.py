@@ -65,7 +65,7 @@ from gala.events.model import Event, UnknownEventType, registry
 from gala.events.outbox import Outbox
 from gala.events.topics import consumer_group, dead_letter_topic, redrive_topic
 from gala.settings import Settings
-from gala.store import Document, Index, Store
+from gala.store import Document, Index, Store, duplicate_key_errors
 from gala.tracing import context_from_traceparent, tracer
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,6 @@ log = logging.getLogger(__name__)
 PROCESSED = "processed_events"
 PROCESSED_INDEX = Index(PROCESSED, [("processedAt", 1)], name="processed_at")
 E = TypeVar("E", bound=Event)
-DUPLICATE_KEY = 11000
 
 BATCH_SIZE = 500
 """Records taken from the broker at once (over all partitions) by default."""
@@ -656,8 +655,7 @@ class EventConsumer:
         try:
             await processed.insert_many(ran, ordered=False)
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
+            if duplicate_key_errors(exc) is None:
                 raise
             # Not every store goes on past a duplicate in an unordered insert: one by one.
             for document in ran:

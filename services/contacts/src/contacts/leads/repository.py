@@ -24,11 +24,10 @@ from gala.aggregates import READ_FIELDS, AggregateRepository, Codec
 from gala.contracts.contacts import ContactStatus, HeatReason, LeadSource
 from gala.contracts.pipeline import OpportunityOutcome
 from gala.identity import venue_scoped
-from gala.store import Document, Index, PageRequest
+from gala.store import Document, Index, PageRequest, duplicate_key_errors
 from gala.values import as_utc
 
 COLLECTION = "contacts"
-DUPLICATE_KEY = 11000
 IMPORT_MARK = "importMark"
 """What the import job's batch that last wrote a contact did to it (see contacts.imports)."""
 
@@ -283,9 +282,8 @@ class ContactRepository(AggregateRepository[Contact]):
         try:
             await self._outbox.insert_many(self.collection, documents, ordered=False)
         except BulkWriteError as exc:
-            errors: list[Document] = exc.details.get("writeErrors", [])
-            # 11000: a duplicate key, i.e. the venue has this email already
-            if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
+            errors = duplicate_key_errors(exc)  # the venue has these emails already
+            if errors is None:
                 raise
             return {documents[error["index"]][0]["_id"] for error in errors}
         return set()
